@@ -1,0 +1,261 @@
+"""Equalised-learning-rate layers, FIR resampling and the other small pieces of StyleGAN networks.
+
+Equalised learning rate (Karras et al. 2018, "Progressive Growing of GANs", sec. 4.1): weights are stored as
+N(0, 1 / lr_mul) and scaled at run time by ``lr_mul / sqrt(fan_in)``, so Adam sees every layer at the same
+dynamic range. FIR resampling uses the separable [1, 3, 3, 1] binomial filter of StyleGAN2 (Karras et al.
+2020, appendix B). Module and parameter names follow the widely used rosinality layout so that existing
+checkpoints load without conversion tables.
+
+Everything here is pure PyTorch: no compiled extensions, works on CPU, CUDA and MPS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SQRT2 = math.sqrt(2.0)
+
+
+def make_kernel(taps: Sequence[float]) -> Tensor:
+    """Outer product of a 1-D FIR filter with itself, normalised to sum to one."""
+    k = torch.tensor(taps, dtype=torch.float32)
+    k = k[None, :] * k[:, None] if k.ndim == 1 else k
+    return k / k.sum()
+
+
+def upfirdn2d(x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)) -> Tensor:
+    """Upsample by zero insertion, pad, filter with ``kernel`` (true convolution), downsample by striding.
+
+    Args:
+        x: ``[N, C, H, W]`` feature maps.
+        kernel: ``[kh, kw]`` FIR filter.
+        up, down: integer factors (same on both axes).
+        pad: ``(before, after)`` padding applied on both axes after upsampling; negative values crop.
+
+    Returns:
+        ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
+    """
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    p0, p1 = pad
+    x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+    if p0 < 0 or p1 < 0:
+        x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
+    # Convolution (not correlation): flip the kernel. Depthwise, one filter per channel.
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    x = F.conv2d(x, weight, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+class Blur(nn.Module):
+    """FIR low-pass filter with padding; ``upsample_factor`` rescales the kernel to keep DC gain."""
+
+    def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
+        super().__init__()
+        k = make_kernel(kernel)
+        if upsample_factor > 1:
+            k = k * upsample_factor**2
+        self.register_buffer("kernel", k)
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling (zero insertion + [1,3,3,1] filter)."""
+
+    def __init__(self, kernel: Sequence[float], factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(kernel) * factor**2)
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class Downsample(nn.Module):
+    """2x FIR downsampling."""
+
+    def __init__(self, kernel: Sequence[float], factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(kernel))
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2, p // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
+
+
+def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float = 0.2, scale: float = SQRT2) -> Tensor:
+    """``leaky_relu(x + bias) * sqrt(2)``: bias-add and activation with StyleGAN's gain."""
+    if bias is not None:
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        x = x + bias.to(x.dtype).view(shape)
+    return F.leaky_relu(x, negative_slope) * scale
+
+
+class FusedLeakyReLU(nn.Module):
+    """Per-channel bias followed by scaled leaky ReLU (parameter ``bias`` as in rosinality)."""
+
+    def __init__(self, channels: int, bias: bool = True):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class PixelNorm(nn.Module):
+    """Normalise each vector to unit second moment (StyleGAN's z normalisation)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Fully connected layer with equalised learning rate and optional fused leaky ReLU.
+
+    ``weight`` is stored as N(0, 1/lr_mul) and used as ``weight * lr_mul / sqrt(in_dim)``; ``bias`` is used
+    as ``bias * lr_mul``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        activation: str | None = None,
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.activation = activation
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, activation={self.activation}"
+
+
+class EqualConv2d(nn.Module):
+    """2-D convolution with equalised learning rate."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class ConvLayer(nn.Sequential):
+    """[Blur] -> EqualConv2d -> [FusedLeakyReLU], the discriminator's conv unit (rosinality layout)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        downsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        bias: bool = True,
+        activate: bool = True,
+    ):
+        layers: list[nn.Module] = []
+        if downsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_ch, bias=bias))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """Residual discriminator block: two 3x3 convs (second one downsamples) plus a 1x1 skip, scaled 1/sqrt2."""
+
+    def __init__(self, in_ch: int, out_ch: int, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.conv1 = ConvLayer(in_ch, in_ch, 3)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) * (1 / SQRT2)
+
+
+def minibatch_stddev(x: Tensor, group_size: int = 4, num_features: int = 1) -> Tensor:
+    """Append the per-group standard deviation of features as extra channel(s) (Karras et al. 2018).
+
+    The group is the largest divisor of the batch not above ``group_size``, so any batch size works.
+    """
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    while n % g:
+        g -= 1
+    y = x.reshape(g, -1, num_features, c // num_features, h, w).float()
+    y = torch.sqrt(y.var(dim=0, unbiased=False) + 1e-8)  # [N/g, F, C/F, H, W]
+    y = y.mean(dim=[2, 3, 4]).to(x.dtype)  # [N/g, F]
+    y = y.reshape(-1, num_features, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+class ConstantInput(nn.Module):
+    """The learned 4x4 constant that starts synthesis (parameter ``input``)."""
+
+    def __init__(self, channels: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class NoiseInjection(nn.Module):
+    """Adds a single-channel noise image scaled by a learned strength ``weight``.
+
+    StyleGAN2 learns one scalar per layer (``channels=1``, rosinality/NVIDIA layout); StyleGAN v1 learns one
+    factor per feature map ("B" in the paper), ``channels=C``.
+    """
+
+    def __init__(self, channels: int = 1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor, noise: Tensor | None) -> Tensor:
+        if noise is None:
+            return x
+        weight = self.weight.to(x.dtype)
+        if weight.numel() > 1:
+            weight = weight.view(1, -1, 1, 1)
+        return x + weight * noise.to(x.dtype)

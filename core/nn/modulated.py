@@ -1,0 +1,205 @@
+"""Style blocks: StyleGAN2's modulated convolution and StyleGAN's AdaIN convolution.
+
+Modulated convolution (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", eq. 1-3):
+``w'_ijk = s_i * w_ijk`` (modulate input channel i by the style), then ``w''_ijk = w'_ijk / sqrt(sum_ik
+w'_ijk^2 + eps)`` (demodulate each output channel j). Two equivalent evaluation orders are implemented:
+
+* *fused*: build one modulated weight per sample and run a grouped convolution (best for batch 1);
+* *activation scaling*: scale input activations by ``s``, run one shared convolution, scale outputs by the
+  demodulation coefficients (best for batches: one dense conv, cuDNN-friendly, channels_last friendly).
+
+AdaIN (Karras et al. 2019, "A Style-Based Generator Architecture", eq. 1): instance-normalise every feature
+map, then scale and bias it with a per-layer affine transform of w.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.nn.layers import SQRT2, Blur, EqualConv2d, EqualLinear, FusedLeakyReLU, NoiseInjection, Upsample
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are modulated (and optionally demodulated) per sample by a style vector.
+
+    Parameters (rosinality names): ``weight [1, O, I, k, k]``, ``modulation`` (EqualLinear w_dim -> I, bias
+    initialised to 1), and ``blur.kernel`` when upsampling.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+    ):
+        super().__init__()
+        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
+        self.upsample = upsample
+        self.demodulate = demodulate
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+
+    def forward(self, x: Tensor, w: Tensor, fused: bool | None = None) -> Tensor:
+        """Args: x ``[N, I, H, W]``; w ``[N, w_dim]``; fused: force an evaluation order (None = by batch)."""
+        n = x.shape[0]
+        styles = self.modulation(w)  # [N, I]
+        weight = self.weight[0] * self.scale  # [O, I, k, k]
+        if fused is None:
+            fused = n == 1
+        if fused:
+            return self._forward_fused(x, styles, weight)
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+            x = self.blur(x)
+        else:
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:
+            x = x * self._demod_coefficients(styles, weight).to(x.dtype).reshape(n, -1, 1, 1)
+        return x
+
+    def _demod_coefficients(self, styles: Tensor, weight: Tensor) -> Tensor:
+        # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2; elementwise in fp32 so autocast cannot round it.
+        w2 = weight.float().square().sum(dim=[2, 3])  # [O, I]
+        return ((styles.float().square()[:, None, :] * w2[None]).sum(dim=2) + 1e-8).rsqrt()  # [N, O]
+
+    def _forward_fused(self, x: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
+        n, _, h, w_ = x.shape
+        wgt = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+        if self.demodulate:
+            wgt = wgt * (wgt.float().square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().to(wgt.dtype)[..., None, None, None]
+        wgt = wgt.to(x.dtype)
+        k = self.kernel_size
+        if self.upsample:
+            # Transposed conv wants [in, out, k, k] per group.
+            wgt = wgt.transpose(1, 2).reshape(n * self.in_ch, self.out_ch, k, k)
+            out = F.conv_transpose2d(x.reshape(1, n * self.in_ch, h, w_), wgt, stride=2, groups=n)
+            out = out.reshape(n, self.out_ch, out.shape[2], out.shape[3])
+            return self.blur(out)
+        if n == 1:
+            return F.conv2d(x, wgt[0], padding=self.padding)
+        out = F.conv2d(
+            x.reshape(1, n * self.in_ch, h, w_), wgt.reshape(n * self.out_ch, self.in_ch, k, k), padding=self.padding, groups=n
+        )
+        return out.reshape(n, self.out_ch, h, w_)
+
+
+class StyledConv(nn.Module):
+    """StyleGAN2 style block: modulated conv -> noise -> bias + leaky ReLU (``conv``, ``noise``, ``activate``)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        demodulate: bool = True,
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, demodulate, upsample, blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0) -> Tensor:
+        x = self.activate(self.noise(self.conv(x, w), noise))
+        if gain != 1.0:
+            x = x * gain
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
+        return x
+
+
+class AdaINConv(nn.Module):
+    """StyleGAN (v1) style block: [FIR upsample] -> conv -> noise -> bias + leaky ReLU -> AdaIN(w).
+
+    ``style`` maps w to a per-channel scale (bias initialised to 1) and bias (initialised to 0). Noise uses a
+    learned per-channel strength, as in the StyleGAN paper.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = EqualConv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False)
+        self.noise = NoiseInjection(out_ch)
+        self.activate = FusedLeakyReLU(out_ch)
+        self.style = EqualLinear(style_dim, 2 * out_ch, bias_init=0.0)
+        with torch.no_grad():
+            self.style.bias[:out_ch] = 1.0
+        self.out_ch = out_ch
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0) -> Tensor:
+        if hasattr(self, "upsample"):
+            x = self.upsample(x)
+        x = self.activate(self.noise(self.conv(x), noise))
+        x32 = x.float()
+        mean = x32.mean(dim=[2, 3], keepdim=True)
+        var = x32.var(dim=[2, 3], keepdim=True, unbiased=False)
+        x = ((x32 - mean) * torch.rsqrt(var + 1e-8)).to(x.dtype)
+        s = self.style(w).to(x.dtype)
+        x = x * s[:, : self.out_ch, None, None] + s[:, self.out_ch :, None, None]
+        if gain != 1.0:
+            x = x * gain
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
+        return x
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv to RGB (no demodulation) plus bias; adds the upsampled skip image when given."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        style_dim: int,
+        upsample: bool = True,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        out_ch: int = 3,
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_ch, out_ch, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:
+        out = self.conv(x, w) + self.bias.to(x.dtype)
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        if skip is not None:
+            out = out + self.upsample(skip).to(out.dtype)
+        return out
+
+
+__all__ = ["SQRT2", "AdaINConv", "ModulatedConv2d", "StyledConv", "ToRGB"]
