@@ -57,8 +57,8 @@ DEFAULT_MAX_ASPECT = 16.0
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 
 # Formats PIL may try. An allow-list keeps exotic decoders (EPS runs Ghostscript, ...) out of reach of
-# uploaded bytes. MPO is how PIL labels multi-picture JPEGs from many phones and cameras.
-ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+# uploaded bytes. PIL's JPEG opener also covers MPO (multi-picture JPEGs from many phones and cameras).
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 
 # Transparent pixels are composited on white: most transparent inputs are logos, cut-outs and icons drawn
 # for white pages, and black would darken their anti-aliased edges.
@@ -268,6 +268,12 @@ def _read_bytes(source: ImageSource, *, max_bytes: int, label: str) -> bytes:
     return data
 
 
+def _available(formats: Sequence[str]) -> list[str]:
+    """The subset of ``formats`` this PIL build can open (WebP, for one, is an optional plugin)."""
+    Image.init()
+    return [f for f in formats if f in Image.OPEN]
+
+
 def _open_checked(
     data: bytes,
     *,
@@ -283,8 +289,8 @@ def _open_checked(
             # We enforce our own (lower) pixel limit right below; PIL's warning would only add noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(formats))
-    except Image.DecompressionBombError:
-        raise InputError(f"{label}: image dimensions exceed the decompression-bomb limit") from None
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{label}: refused as a possible decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:
         kinds = ", ".join(formats)
         raise InputError(f"{label}: not a readable image (supported: {kinds})") from None

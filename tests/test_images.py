@@ -214,7 +214,7 @@ def _good_jpeg() -> bytes:
         (_good_png()[:8] + b"\x00garbage" * 20, "corrupt|not a readable"),
         (_good_png()[:60], "truncated|corrupt"),
         (_good_jpeg()[: len(_good_jpeg()) // 2], "truncated"),
-        (_png_with_header(20000, 20000), "decompression-bomb|pixels"),
+        (_png_with_header(20000, 20000), "decompression bomb"),
         (_png_with_header(8000, 8000), "possible decompression bomb"),
         (_png_with_header(0, 10), "zero size|corrupt|not a readable"),
         (_png_with_header(1, 10000), "aspect ratio"),
@@ -280,7 +280,7 @@ def test_load_image_leaves_global_state_alone() -> None:
             with pytest.raises(InputError):
                 load_image(data)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
-    assert Image.MAX_IMAGE_PIXELS == before_limit
+    assert before_limit == Image.MAX_IMAGE_PIXELS
     assert list(warnings.filters) == before_filters
 
 
