@@ -1,0 +1,88 @@
+"""``stylescope dataset import SRC DST [--res N] [--json]``: a thin shell over core.data.datasets.
+
+Mounted by ``core.cli`` under the ``dataset`` command via :func:`register`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from core.errors import StyleScopeError
+
+__all__ = ["register", "run_import"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``import`` subcommand to ``subparsers`` (those of ``stylescope dataset``).
+
+    The handler is stored as ``func`` in the parsed namespace: ``sys.exit(args.func(args))``.
+
+    Args:
+        subparsers: result of ``parser.add_subparsers()`` on the ``dataset`` parser.
+    """
+    parser = subparsers.add_parser(
+        "import",
+        help="import a folder, .zip or .tar of images as a square PNG training dataset",
+        description=(
+            "Import images from SRC (a folder, .zip, .tar, .tar.gz or .tgz) into DST/images/*.png, "
+            "centre-cropped and resized to N x N, plus DST/dataset.json. Bad, hostile or unsupported "
+            "entries are skipped with a reason; nothing is written outside DST. Prints a JSON report: "
+            '{"imported": n, "skipped": [{"name", "reason"}], ...}.'
+        ),
+    )
+    parser.add_argument("src", metavar="SRC", help="folder, .zip or .tar(.gz) of images")
+    parser.add_argument("dst", metavar="DST", help="output folder (created; must not hold a dataset yet)")
+    parser.add_argument("--res", type=int, default=128, metavar="N", help="output side, power of two")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST/images and DST/dataset.json")
+    parser.add_argument(
+        "--json", action="store_true", help="print only the compact JSON report (no summary, no progress)"
+    )
+    parser.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Run the import described by ``args``; print the report.
+
+    Args:
+        args: namespace with ``src``, ``dst``, ``res``, ``overwrite`` and ``json``.
+
+    Returns:
+        Exit status: 0 on success (even if entries were skipped), 1 on a fatal error.
+    """
+    # Imported here so `stylescope --help` does not pay for torch.
+    from core.data.datasets import import_dataset
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.json:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="img", desc="import", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        report = import_dataset(
+            args.src, args.dst, resolution=args.res, overwrite=args.overwrite, progress=progress
+        )
+    except (StyleScopeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(json.dumps(report, indent=2))
+        print(
+            f"imported {report['imported']} images, skipped {len(report['skipped'])} -> {report['output']}",
+            file=sys.stderr,
+        )
+    return 0
