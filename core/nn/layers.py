@@ -28,7 +28,9 @@ def make_kernel(taps: Sequence[float]) -> Tensor:
     return k / k.sum()
 
 
-def upfirdn2d(x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)) -> Tensor:
+def upfirdn2d(
+    x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> Tensor:
     """Upsample by zero insertion, pad, filter with ``kernel`` (true convolution), downsample by striding.
 
     Args:
@@ -100,7 +102,9 @@ class Downsample(nn.Module):
         return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
 
-def fused_leaky_relu(x: Tensor, bias: Tensor | None, negative_slope: float = 0.2, scale: float = SQRT2) -> Tensor:
+def fused_leaky_relu(
+    x: Tensor, bias: Tensor | None, negative_slope: float = 0.2, scale: float = SQRT2
+) -> Tensor:
     """``leaky_relu(x + bias) * sqrt(2)``: bias-add and activation with StyleGAN's gain."""
     if bias is not None:
         shape = [1, -1] + [1] * (x.ndim - 2)
@@ -162,7 +166,9 @@ class EqualLinear(nn.Module):
 class EqualConv2d(nn.Module):
     """2-D convolution with equalised learning rate."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
         self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
@@ -208,7 +214,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3)
         self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
+        self.skip = ConvLayer(
+            in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) * (1 / SQRT2)

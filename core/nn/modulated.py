@@ -82,7 +82,12 @@ class ModulatedConv2d(nn.Module):
         n, _, h, w_ = x.shape
         wgt = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
         if self.demodulate:
-            wgt = wgt * (wgt.float().square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().to(wgt.dtype)[..., None, None, None]
+            wgt = (
+                wgt
+                * (wgt.float().square().sum(dim=[2, 3, 4]) + 1e-8)
+                .rsqrt()
+                .to(wgt.dtype)[..., None, None, None]
+            )
         wgt = wgt.to(x.dtype)
         k = self.kernel_size
         if self.upsample:
@@ -94,7 +99,10 @@ class ModulatedConv2d(nn.Module):
         if n == 1:
             return F.conv2d(x, wgt[0], padding=self.padding)
         out = F.conv2d(
-            x.reshape(1, n * self.in_ch, h, w_), wgt.reshape(n * self.out_ch, self.in_ch, k, k), padding=self.padding, groups=n
+            x.reshape(1, n * self.in_ch, h, w_),
+            wgt.reshape(n * self.out_ch, self.in_ch, k, k),
+            padding=self.padding,
+            groups=n,
         )
         return out.reshape(n, self.out_ch, h, w_)
 

@@ -1,0 +1,64 @@
+"""Small helpers shared by CLI subcommands: seed ranges, devices, JSON output, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import torch
+
+from core.errors import InputError
+
+MAX_SEEDS = 100_000
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse ``"0-7,10,12"`` into ``[0, ..., 7, 10, 12]``. Raises InputError on bad text."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise InputError(f"seed range {part!r} runs backwards")
+                if b - a + 1 > MAX_SEEDS:
+                    raise InputError(f"seed range {part!r} has more than {MAX_SEEDS} seeds")
+                seeds.extend(range(a, b + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise InputError(f"cannot read seeds {text!r}: use numbers and ranges like 0-7,10") from None
+    if not seeds:
+        raise InputError("no seeds given")
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:
+        raise InputError(f"seed {bad[0]} is outside 0..4294967295")
+    if len(seeds) > MAX_SEEDS:
+        raise InputError(f"more than {MAX_SEEDS} seeds")
+    return seeds
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``auto`` -> cuda if available, else mps, else cpu; a clear error for unavailable devices."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was requested but no CUDA GPU is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (use cpu, cuda, cuda:N, mps or auto)") from None
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,194 @@
+"""Generator / discriminator behaviour on tiny configs: the latent-control contract of CONTRACT.md."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.checkpoints.native import load_native, save_generator
+from core.errors import CheckpointError
+from core.models.stylegan import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    channel_table,
+    layer_groups,
+    mix_styles,
+)
+from tests.conftest import tiny_config
+
+
+def z_of(seed: int, n: int = 3, dim: int = 32) -> torch.Tensor:
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("architecture", ["skip", "orig", "resnet"])
+def test_save_load_round_trip_is_identical(tmp_path, version, architecture):
+    torch.manual_seed(0)
+    G = Generator(tiny_config(version=version, architecture=architecture)).eval()
+    G.estimate_w_avg(500, seed=0)
+    path = tmp_path / "g.safetensors"
+    save_generator(G, path)
+    G2 = load_native(path)
+    z = z_of(1)
+    with torch.no_grad():
+        assert torch.equal(G(z, truncation_psi=0.7), G2(z, truncation_psi=0.7))
+    assert G2.cfg == G.cfg
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_outputs_are_deterministic_and_contract_shaped(tiny_G):
+    z = z_of(3)
+    a, b = tiny_G(z), tiny_G(z)
+    assert torch.equal(a, b)
+    assert a.shape == (3, 3, 32, 32) and a.dtype == torch.float32
+    ws = tiny_G.mapping(z)
+    assert ws.shape == (3, tiny_G.num_ws, 32)
+
+
+def test_psi_zero_maps_every_sample_to_w_avg(tiny_G):
+    ws = tiny_G.mapping(z_of(4, 5), truncation_psi=0.0)
+    assert torch.allclose(ws, tiny_G.w_avg.expand_as(ws), atol=1e-6)
+
+
+def test_truncation_cutoff_leaves_later_rows_untouched(tiny_G):
+    z = z_of(5)
+    full = tiny_G.mapping(z)
+    cut = tiny_G.mapping(z, truncation_psi=0.5, truncation_cutoff=3)
+    assert torch.equal(cut[:, 3:], full[:, 3:])
+    expected = tiny_G.w_avg + 0.5 * (full[:, :3] - tiny_G.w_avg)
+    assert torch.allclose(cut[:, :3], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="truncation_cutoff"):
+        tiny_G.mapping(z, truncation_psi=0.5, truncation_cutoff=99)
+
+
+def test_mixing_mask_takes_exactly_the_masked_rows(tiny_G):
+    a, b = tiny_G.mapping(z_of(6)), tiny_G.mapping(z_of(7))
+    rows = [1, 4, 5]
+    mixed = mix_styles(a, b, rows)
+    for r in range(tiny_G.num_ws):
+        assert torch.equal(mixed[:, r], b[:, r] if r in rows else a[:, r])
+    half = mix_styles(a, b, rows, alpha=0.5)
+    assert torch.allclose(half[:, 4], 0.5 * (a[:, 4] + b[:, 4]), atol=1e-6)
+    mask = torch.zeros(tiny_G.num_ws, dtype=torch.bool)
+    mask[rows] = True
+    assert torch.equal(mix_styles(a, b, mask), mixed)
+    with pytest.raises(ValueError):
+        mix_styles(a, b, [tiny_G.num_ws])
+
+
+def test_layer_groups_follow_resolution():
+    assert layer_groups(1024) == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7], "fine": list(range(8, 18))}
+    g = layer_groups(128)
+    assert g["coarse"] == [0, 1, 2, 3] and g["middle"] == [4, 5, 6, 7] and g["fine"] == [8, 9, 10, 11]
+    assert layer_groups(32) == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7], "fine": []}
+    assert channel_table(1024) == (512, 512, 512, 512, 512, 256, 128, 64, 32)
+
+
+def test_noise_modes(tiny_G):
+    ws = tiny_G.mapping(z_of(8, 2))
+    gen = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    none_a = tiny_G.synthesis(ws, noise_mode="none")
+    none_b = tiny_G.synthesis(ws, noise_mode="none", generator=gen(1))
+    assert torch.equal(none_a, none_b)  # "none" ignores noise seeds
+    assert torch.equal(tiny_G.synthesis(ws, noise_mode="const"), tiny_G.synthesis(ws, noise_mode="const"))
+    # Give noise a visible effect (random init has zero noise strength).
+    for m in [tiny_G.conv1, *tiny_G.convs]:
+        m.noise.weight.fill_(0.5)
+    r1 = tiny_G.synthesis(ws, noise_mode="random", generator=gen(1))
+    r1b = tiny_G.synthesis(ws, noise_mode="random", generator=gen(1))
+    r2 = tiny_G.synthesis(ws, noise_mode="random", generator=gen(2))
+    assert torch.equal(r1, r1b) and not torch.equal(r1, r2)
+    # "random" differs only where noise is switched on: all layers off == none.
+    off = [False] * tiny_G.num_layers
+    assert torch.equal(tiny_G.synthesis(ws, noise_mode="random", noise_layers=off, generator=gen(3)), none_a)
+    # Only the last layer on: the change is limited to what the last conv can reach.
+    only_last = off[:-1] + [True]
+    _, f1 = tiny_G.synthesis(ws, "random", noise_layers=only_last, generator=gen(4), capture=["convs.4"])
+    _, f0 = tiny_G.synthesis(ws, "none", capture=["convs.4"])
+    assert torch.equal(f1["convs.4"], f0["convs.4"])  # layers before the noisy one are untouched
+    assert torch.equal(tiny_G.synthesis(ws, "random", noise_strength=0.0, generator=gen(5)), none_a)
+    explicit = [torch.zeros(1, 1, 2 ** ((i + 5) // 2), 2 ** ((i + 5) // 2)) for i in range(tiny_G.num_layers)]
+    assert torch.equal(tiny_G.synthesis(ws, noise=explicit), none_a)
+    with pytest.raises(ValueError, match="noise_mode"):
+        tiny_G.synthesis(ws, noise_mode="loud")
+
+
+def test_capture_returns_requested_feature_maps(tiny_G):
+    ws = tiny_G.mapping(z_of(9, 2))
+    img, feats = tiny_G.synthesis(ws, capture=["conv1", "convs.3", "img"])
+    assert set(feats) == {"conv1", "convs.3", "img"}
+    assert feats["conv1"].shape == (2, 16, 4, 4) and feats["convs.3"].shape == (2, 16, 16, 16)
+    assert torch.equal(feats["img"], img)
+    names = [n for n, _, _ in tiny_G.layer_names()]
+    assert names[:2] == ["input", "conv1"] and "convs.5" in names
+
+
+def test_fused_and_batched_modconv_agree(tiny_G):
+    ws = tiny_G.mapping(z_of(10, 3))
+    a = tiny_G.synthesis(ws, fused_modconv=True)
+    b = tiny_G.synthesis(ws, fused_modconv=False)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_train_step_forward_backward(version):
+    torch.manual_seed(0)
+    G = Generator(tiny_config(version=version)).train()
+    D = Discriminator(DiscriminatorConfig(img_resolution=32, channels=(16, 16, 16, 8)))
+    opt = torch.optim.Adam([*G.parameters(), *D.parameters()], lr=1e-3)
+    z = z_of(11, 4)
+    loss = torch.nn.functional.softplus(-D(G(z, noise_mode="random"))).mean()
+    loss.backward()
+    grads = [p.grad for p in G.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    opt.step()
+
+
+def test_conditional_generator_and_discriminator():
+    torch.manual_seed(0)
+    G = Generator(tiny_config(c_dim=3))
+    D = Discriminator(DiscriminatorConfig(img_resolution=32, channels=(16, 16, 16, 8), c_dim=3))
+    c = torch.eye(3)
+    img = G(z_of(12), c)
+    assert D(img, c).shape == (3, 1)
+    with pytest.raises(ValueError, match="conditional"):
+        G(z_of(12))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="power of two"):
+        GeneratorConfig(img_resolution=100)
+    with pytest.raises(ValueError, match="channels"):
+        GeneratorConfig(img_resolution=32, channels=(8, 8))
+    with pytest.raises(ValueError, match="version"):
+        GeneratorConfig(version=3)
+
+
+def test_native_loader_rejects_bad_files(tmp_path, tiny_G):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_native(bad)
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="metadata"):
+        load_native(tmp_path / "plain.safetensors")
+    path = tmp_path / "g.safetensors"
+    save_generator(tiny_G, path)
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    tensors["conv1.conv.weight"] = tensors["conv1.conv.weight"][:, :, :8].contiguous()
+    save_file(tensors, str(tmp_path / "shape.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"conv1\.conv\.weight has shape"):
+        load_native(tmp_path / "shape.safetensors")
+    del tensors["conv1.conv.weight"]
+    save_file(tensors, str(tmp_path / "missing.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"missing tensors conv1\.conv\.weight"):
+        load_native(tmp_path / "missing.safetensors")
