@@ -614,11 +614,16 @@ def test_cli_import_prints_json_report(tmp_path: Path, capsys: pytest.CaptureFix
     assert "imported 3 images" in captured.err
 
 
-def test_cli_fatal_error_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fatal_errors_raise_input_error(tmp_path: Path) -> None:
+    # Fatal errors surface as InputError, which core.cli.main prints as one line with a nonzero status.
     args = _parser().parse_args(["import", str(tmp_path / "missing"), str(tmp_path / "dst")])
-    assert args.func(args) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "not found" in err and "\n" not in err
+    with pytest.raises(InputError, match="not found") as info:
+        args.func(args)
+    assert "\n" not in str(info.value)
+    (tmp_path / "file").write_text("x")
+    args = _parser().parse_args(["import", str(_good_folder(tmp_path / "src")), str(tmp_path / "file")])
+    with pytest.raises(InputError, match="is a file"):
+        args.func(args)
     with pytest.raises(SystemExit) as info:
         _parser().parse_args(["import", "--help"])
     assert info.value.code == 0

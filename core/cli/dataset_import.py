@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from core.errors import StyleScopeError
+from core.errors import InputError
 
 __all__ = ["register", "run_import"]
 
@@ -18,7 +18,7 @@ __all__ = ["register", "run_import"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``import`` subcommand to ``subparsers`` (those of ``stylescope dataset``).
 
-    The handler is stored as ``func`` in the parsed namespace: ``sys.exit(args.func(args))``.
+    The handler is stored as ``func`` in the parsed namespace (``core.cli.main`` calls ``args.func(args)``).
 
     Args:
         subparsers: result of ``parser.add_subparsers()`` on the ``dataset`` parser.
@@ -50,7 +50,11 @@ def run_import(args: argparse.Namespace) -> int:
         args: namespace with ``src``, ``dst``, ``res``, ``overwrite`` and ``json``.
 
     Returns:
-        Exit status: 0 on success (even if entries were skipped), 1 on a fatal error.
+        Exit status 0 (also when entries were skipped).
+
+    Raises:
+        InputError: fatal problems (SRC missing or unreadable, DST is a file or holds a dataset, bad
+            ``--res``, DST not writable); ``core.cli.main`` prints them as one line and exits nonzero.
     """
     # Imported here so `stylescope --help` does not pay for torch.
     from core.data.datasets import import_dataset
@@ -71,9 +75,9 @@ def run_import(args: argparse.Namespace) -> int:
         report = import_dataset(
             args.src, args.dst, resolution=args.res, overwrite=args.overwrite, progress=progress
         )
-    except (StyleScopeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except OSError as e:
+        # Disk full, permissions...: user-fixable, so it becomes a one-line InputError like the rest.
+        raise InputError(f"cannot write the dataset to {args.dst}: {e.strerror or e}") from None
     finally:
         if bar is not None:
             bar.close()
