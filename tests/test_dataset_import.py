@@ -392,17 +392,44 @@ def test_zip_bombs_are_refused(tmp_path: Path) -> None:
 def test_total_size_and_entry_count_limits(tmp_path: Path) -> None:
     members = [(f"{i:03d}.png", _png()) for i in range(30)]
     archive = _write_zip(tmp_path / "many.zip", members)
-    report = import_dataset(archive, tmp_path / "d1", resolution=4, max_entries=10)
-    reasons = _check_report(report)
-    assert report["imported"] == 10
-    assert "more than 10 entries" in reasons["many.zip"]
-    assert len(report["skipped"]) == 1  # one line, not one per extra entry
+    # zipfile would parse every central-directory record into memory: refuse before that.
+    with pytest.raises(InputError, match="declares 30 entries"):
+        import_dataset(archive, tmp_path / "d0", resolution=4, max_entries=10)
+    tar = _write_tar(tmp_path / "many.tar", [_tar_member(n, d) for n, d in members])
+    src = tmp_path / "many"
+    src.mkdir()
+    for name, data in members:
+        (src / name).write_bytes(data)
+    for source in (tar, src):
+        report = import_dataset(source, tmp_path / f"d_{source.name}", resolution=4, max_entries=10)
+        reasons = _check_report(report)
+        assert report["imported"] == 10
+        assert "more than 10 entries" in reasons[source.name]
+        assert len(report["skipped"]) == 1  # one line, not one per extra entry
 
     per_entry = len(_png())
     report = import_dataset(archive, tmp_path / "d2", resolution=4, max_total_bytes=per_entry * 5 + 1)
     reasons = _check_report(report)
     assert report["imported"] == 5
     assert sum("total size limit" in r for r in reasons.values()) == 25
+
+
+def test_compressed_tar_bomb_is_not_scanned_to_the_end(tmp_path: Path) -> None:
+    members = [
+        _tar_member("a.png", _png()),
+        _tar_member("huge.png", b"\0" * (3 * 1024 * 1024)),
+        _tar_member("z.png", _png()),
+    ]
+    archive = _write_tar(tmp_path / "bomb.tar.gz", members, "w:gz")
+    limit = 1024 * 1024
+    report = import_dataset(
+        archive, tmp_path / "dst", resolution=4, max_entry_bytes=limit, max_total_bytes=limit
+    )
+    reasons = _check_report(report)
+    assert report["imported"] == 1
+    assert "entry limit" in reasons["huge.png"]
+    assert "the rest was not read" in reasons["bomb.tar.gz"]
+    assert "z.png" not in reasons
 
 
 def test_zip_with_lying_size_header_is_skipped_not_crashed(tmp_path: Path) -> None:

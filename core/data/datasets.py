@@ -22,6 +22,7 @@ import posixpath
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -238,9 +239,31 @@ _TAR_KINDS = (
 )
 
 
+def _zip_declared_entries(path: Path) -> int | None:
+    """Entry count from the zip's end-of-central-directory record (zip64 aware); None if not found."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        tail_len = min(size, 22 + 65535)  # EOCD is 22 bytes plus an optional comment of up to 64 KiB
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        pos = tail.rfind(b"PK\x05\x06")
+        if pos < 0 or pos + 22 > len(tail):
+            return None
+        (total,) = struct.unpack("<H", tail[pos + 10 : pos + 12])
+        if total == 0xFFFF and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+            (offset,) = struct.unpack("<Q", tail[pos - 12 : pos - 4])
+            if offset < size:
+                f.seek(offset)
+                record = f.read(56)
+                if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                    (total,) = struct.unpack("<Q", record[32:40])
+    return total
+
+
 class _TarSource:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, scan_limit: int) -> None:
         self.name = path.name
+        self.scan_limit = scan_limit
         try:
             self.tf = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by close()
         except (tarfile.TarError, OSError, EOFError) as e:
@@ -259,6 +282,9 @@ class _TarSource:
                 return
             kind = next((k for test, k in _TAR_KINDS if test(info)), "other")
             yield _Entry(info.name, kind, info.size, handle=info, order=info.offset_data)
+            if info.offset_data + info.size > self.scan_limit:
+                self.error = f"archive stream longer than {self.scan_limit:,} bytes; the rest was not read"
+                return
 
     def read(self, entry: _Entry, limit: int) -> bytes:
         f = self.tf.extractfile(entry.handle)
@@ -271,7 +297,9 @@ class _TarSource:
         self.tf.close()
 
 
-def _open_source(src: Path, *, exclude: Path | None) -> _FolderSource | _ZipSource | _TarSource:
+def _open_source(
+    src: Path, *, exclude: Path | None, limits: _Limits
+) -> _FolderSource | _ZipSource | _TarSource:
     if not src.exists() and not src.is_symlink():
         raise InputError(f"source {src} not found")
     if src.is_dir():
@@ -279,15 +307,19 @@ def _open_source(src: Path, *, exclude: Path | None) -> _FolderSource | _ZipSour
     if not src.is_file():
         raise InputError(f"source {src} is not a folder, .zip or .tar file")
     lower = src.name.lower()
-    if lower.endswith(".zip"):
+    # Known suffixes first; otherwise trust the content, not the name.
+    if lower.endswith(".zip") or (not lower.endswith(TAR_SUFFIXES) and zipfile.is_zipfile(src)):
+        declared = _zip_declared_entries(src)
+        if declared is not None and declared > limits.max_entries:
+            # zipfile parses the whole central directory into memory up front, so refuse before that.
+            raise InputError(
+                f"{src.name}: declares {declared:,} entries, over the limit of {limits.max_entries:,} "
+                "(possible zip bomb)"
+            )
         return _ZipSource(src)
-    if lower.endswith(TAR_SUFFIXES):
-        return _TarSource(src)
-    # Unknown suffix: trust the content, not the name.
-    if zipfile.is_zipfile(src):
-        return _ZipSource(src)
-    if tarfile.is_tarfile(src):
-        return _TarSource(src)
+    if lower.endswith(TAR_SUFFIXES) or tarfile.is_tarfile(src):
+        # Skipping a member of a compressed tar still inflates it; bound how far we scan.
+        return _TarSource(src, scan_limit=limits.max_total_bytes + 2 * limits.max_entry_bytes)
     raise InputError(f"source {src.name} is not a folder, .zip or .tar archive")
 
 
@@ -430,8 +462,10 @@ def import_dataset(
         dst: output folder (created if missing). Must not already hold a dataset unless ``overwrite``.
         resolution: output side in pixels, a power of two from 4 to 4096. Images are centre-cropped to a
             square and resized with Lanczos filtering.
-        max_entries: read at most this many archive entries / folder files (zip-bomb entry count).
+        max_entries: entry-count limit: a zip declaring more is refused outright (before its directory is
+            parsed); from a folder or tar only the first ``max_entries`` are read and the report says so.
         max_total_bytes: stop accepting entries once this many uncompressed bytes were planned or read.
+            A tar stream is scanned at most ``max_total_bytes + 2 * max_entry_bytes`` far.
         max_entry_bytes: skip entries larger than this (declared or actually read).
         max_ratio: skip zip entries above 1 MiB whose uncompressed/compressed ratio exceeds this.
         max_pixels: per-image pixel limit (decompression bombs), see :func:`core.images.load_image`.
@@ -446,14 +480,14 @@ def import_dataset(
         "resolution": int, "output": str, "stopped": bool}``.
 
     Raises:
-        InputError: ``src`` is missing or not a folder/zip/tar, ``dst`` is a file or already holds a
-            dataset, or ``resolution`` is invalid.
+        InputError: ``src`` is missing, not a folder/zip/tar, or a zip with too many entries; ``dst`` is a
+            file or already holds a dataset; or ``resolution`` is invalid.
         OSError: writing under ``dst`` failed (e.g. disk full).
     """
     _check_resolution(resolution)
     src_path, dst_path = Path(src), Path(dst)
     limits = _Limits(max_entries, max_entry_bytes, max_total_bytes, max_ratio)
-    source = _open_source(src_path, exclude=dst_path.resolve())
+    source = _open_source(src_path, exclude=dst_path.resolve(), limits=limits)
     try:
         images_dir = _prepare_dst(dst_path, overwrite=overwrite)
         plan = _plan(source, limits, label=src_path.name)
