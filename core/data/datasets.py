@@ -421,7 +421,9 @@ def _prepare_dst(dst: Path, *, overwrite: bool) -> Path:
         raise InputError(f"destination {dst} contains symbolic links named images/dataset.json; refusing")
     if images.exists() or meta.exists():
         if not overwrite:
-            raise InputError(f"destination {dst} already holds a dataset; pass overwrite to replace it")
+            raise InputError(
+                f"destination {dst} already holds a dataset; use --overwrite (overwrite=True) to replace it"
+            )
         if images.exists():
             shutil.rmtree(images)
         meta.unlink(missing_ok=True)
