@@ -44,7 +44,9 @@ SYNTHESIS_ARCHITECTURES = ("skip", "orig", "resnet")
 GROUP_MAX_RESOLUTION = {"coarse": 8, "middle": 32, "fine": 1 << 30}
 
 
-def channel_table(img_resolution: int, *, channel_base: int = 32768, channel_max: int = 512) -> tuple[int, ...]:
+def channel_table(
+    img_resolution: int, *, channel_base: int = 32768, channel_max: int = 512
+) -> tuple[int, ...]:
     """Widths for 4, 8, ..., img_resolution px as NVIDIA computes them: ``min(channel_base // res, channel_max)``.
 
     ``channel_base=32768, channel_max=512`` is config F (rosinality ``channel_multiplier=2``).
@@ -88,11 +90,15 @@ class GeneratorConfig:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
         if len(self.channels) != log - 1:
-            raise ValueError(f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}")
+            raise ValueError(
+                f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}"
+            )
         if self.version not in (1, 2):
             raise ValueError(f"version must be 1 (StyleGAN, AdaIN) or 2 (StyleGAN2), got {self.version}")
         if self.architecture not in SYNTHESIS_ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {SYNTHESIS_ARCHITECTURES}, got {self.architecture!r}")
+            raise ValueError(
+                f"architecture must be one of {SYNTHESIS_ARCHITECTURES}, got {self.architecture!r}"
+            )
         for name in ("z_dim", "w_dim", "n_mlp", "img_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
@@ -200,7 +206,11 @@ class Generator(nn.Module):
         in_dim = cfg.z_dim + (cfg.w_dim if cfg.c_dim else 0)
         layers: list[nn.Module] = [PixelNorm()]
         for i in range(cfg.n_mlp):
-            layers.append(EqualLinear(in_dim if i == 0 else cfg.w_dim, cfg.w_dim, lr_mul=cfg.lr_mlp, activation="fused_lrelu"))
+            layers.append(
+                EqualLinear(
+                    in_dim if i == 0 else cfg.w_dim, cfg.w_dim, lr_mul=cfg.lr_mlp, activation="fused_lrelu"
+                )
+            )
         self.style = nn.Sequential(*layers)
         if cfg.c_dim:
             self.embed = EqualLinear(cfg.c_dim, cfg.w_dim)
@@ -238,6 +248,8 @@ class Generator(nn.Module):
             self.to_rgb = ToRGB(in_ch, cfg.w_dim, upsample=False, **rgb)
         # Running mean of w, the centre of the truncation trick.
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
+        # Layout of synthesis activations; core.fastpath switches it to channels_last on GPUs.
+        self.memory_format = torch.contiguous_format
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -282,7 +294,9 @@ class Generator(nn.Module):
         ws = x[:, None, :].repeat(1, self.num_ws, 1)
         return self.truncate(ws, truncation_psi, truncation_cutoff)
 
-    def truncate(self, ws: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> Tensor:
+    def truncate(
+        self, ws: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+    ) -> Tensor:
         """Apply the truncation trick to W+ rows ``< truncation_cutoff`` (all if None); psi=1 is a no-op."""
         if truncation_psi == 1.0:
             return ws
@@ -303,7 +317,11 @@ class Generator(nn.Module):
         for start in range(0, num_samples, 1000):
             n = min(1000, num_samples - start)
             z = torch.randn(n, self.z_dim, generator=gen).to(device)
-            cc = None if not self.c_dim else (c if c is not None else torch.zeros(n, self.c_dim)).to(device)[:n]
+            cc = (
+                None
+                if not self.c_dim
+                else (c if c is not None else torch.zeros(n, self.c_dim)).to(device)[:n]
+            )
             total += self.mapping(z, cc)[:, 0].double().sum(0)
         self.w_avg.copy_((total / num_samples).float())
         return self.w_avg
@@ -382,7 +400,9 @@ class Generator(nn.Module):
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         n = ws.shape[0]
-        noises = self.make_noise(n, noise_mode, noise, noise_layers, noise_strength, generator=generator, device=ws.device)
+        noises = self.make_noise(
+            n, noise_mode, noise, noise_layers, noise_strength, generator=generator, device=ws.device
+        )
         feats: dict[str, Tensor] = {}
         want = set(capture) if capture else None
         fm = fused_modconv
@@ -401,7 +421,7 @@ class Generator(nn.Module):
                 return x
             return layer(x, ws[:, row], noises[k], gain)
 
-        x = self.input(n).to(ws.dtype)
+        x = self.input(n).to(ws.dtype).contiguous(memory_format=self.memory_format)
         keep("input", x)
         x = run(self.conv1, x, 0, 0)
         keep("conv1", x)
@@ -457,7 +477,9 @@ class DiscriminatorConfig:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
         if len(self.channels) != log - 1:
-            raise ValueError(f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}")
+            raise ValueError(
+                f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}"
+            )
         if self.c_dim and not self.cmap_dim:
             object.__setattr__(self, "cmap_dim", self.channels[0])
 

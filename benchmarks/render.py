@@ -1,0 +1,143 @@
+"""Render latency benchmark: prints one JSON line per configuration.
+
+GPU suite (``--suite gpu``): the 1024 px config-F StyleGAN2 generator with random weights, fp32 (TF32 off) and
+the bf16 fast path (channels_last, CUDA graphs, optionally torch.compile), batch 1 and 8; reports p50/p90
+latency, GFLOP per image, and the bf16 PSNR against fp32 on the same latents.
+CPU suite (``--suite cpu``): the default-size 128 px model (or ``--model PATH``) at batch 1 and 8 with the
+number of threads of this machine.
+
+    python benchmarks/render.py --suite gpu            # on a CUDA machine
+    python benchmarks/render.py --suite cpu --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.fastpath import FastOptions, FastSynthesis, psnr  # noqa: E402
+from core.models.stylegan import Generator, GeneratorConfig  # noqa: E402
+
+DEFAULT_128 = dict(img_resolution=128, z_dim=256, w_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64, 32))
+
+
+def gflop_per_image(G: Generator, ws: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        G.synthesis(ws[:1].cpu() if ws.device.type != "cpu" else ws[:1])
+    return counter.get_total_flops() / 1e9
+
+
+def time_fn(fn, ws: torch.Tensor, *, iters: int, warmup: int, cuda: bool) -> list[float]:
+    for _ in range(warmup):
+        fn(ws)
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn(ws)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def summary(times: list[float]) -> dict:
+    q = statistics.quantiles(times, n=10)
+    return {"p50_ms": round(statistics.median(times), 3), "p90_ms": round(q[8], 3), "iters": len(times)}
+
+
+def gpu_suite(args) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    dev = torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    with torch.device("cpu"):
+        torch.manual_seed(0)
+        G_cpu = Generator(GeneratorConfig(img_resolution=1024)).eval().requires_grad_(False)
+    G = G_cpu.to(dev)
+    z = torch.randn(8, 512, generator=gen).to(dev)
+    with torch.inference_mode():
+        ws_all = G.mapping(z, truncation_psi=0.7)
+    gflop = gflop_per_image(G_cpu, ws_all.cpu())
+    name = torch.cuda.get_device_name()
+    variants = [
+        ("fp32-eager", FastOptions(precision="fp32", channels_last=False, cuda_graphs=False)),
+        ("bf16-eager", FastOptions(precision="bf16", channels_last=True, cuda_graphs=False)),
+        ("bf16-graphs", FastOptions(precision="bf16", channels_last=True, cuda_graphs=True)),
+    ]
+    if args.compile:
+        variants.append(("bf16-compile-graphs", FastOptions(precision="bf16", compile=True, cuda_graphs=True)))
+    reference = {}
+    for label, opts in variants:
+        fast = FastSynthesis(G, opts)
+        for batch in (1, 8):
+            ws = ws_all[:batch].contiguous()
+            t = time_fn(fast, ws, iters=args.iters, warmup=5, cuda=True)
+            out = fast(ws)
+            rec = {"bench": "render", "model": "stylegan2-1024-config-f", "variant": label, "batch": batch,
+                   "device": name, **summary(t), "gflop_per_image": round(gflop, 1),
+                   "torch": torch.__version__}
+            if opts.precision == "fp32":
+                reference[batch] = out
+            elif batch in reference:
+                rec["psnr_vs_fp32_db"] = round(psnr(out, reference[batch]), 2)
+            print(json.dumps(rec), flush=True)
+        del fast
+        torch.cuda.empty_cache()
+
+
+def cpu_suite(args) -> None:
+    torch.set_num_threads(args.threads)
+    if args.model:
+        from core.checkpoints import load_generator
+
+        G = load_generator(args.model)
+        label = Path(args.model).name
+    else:
+        torch.manual_seed(0)
+        G = Generator(GeneratorConfig(**DEFAULT_128)).eval().requires_grad_(False)
+        label = "stylegan2-128-default-size(random)"
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(8, G.z_dim, generator=gen)
+    with torch.inference_mode():
+        ws_all = G.mapping(z)
+    gflop = gflop_per_image(G, ws_all)
+    for batch in (1, 8):
+        ws = ws_all[:batch]
+
+        def fn(w):
+            with torch.inference_mode():
+                return G.synthesis(w)
+
+        t = time_fn(fn, ws, iters=args.iters, warmup=5, cuda=False)
+        print(json.dumps({"bench": "render", "model": label, "variant": "fp32-eager", "batch": batch,
+                          "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
+                          **summary(t), "gflop_per_image": round(gflop, 2), "torch": torch.__version__}), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=("gpu", "cpu"), default="gpu" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--model", default=None, help="CPU suite: a model file instead of the random default-size one")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--compile", action="store_true", help="GPU suite: also time torch.compile + CUDA graphs")
+    args = p.parse_args()
+    gpu_suite(args) if args.suite == "gpu" else cpu_suite(args)
+
+
+if __name__ == "__main__":
+    main()
