@@ -25,7 +25,7 @@ from core.checkpoints.unpickler import (
     ALLOWED_GLOBALS,
     _first_line,
     refusal_message,
-    scan_globals,
+    scan_pickle,
     torch_load_restricted,
     torch_zip_pickle,
 )
@@ -97,11 +97,13 @@ def _torch_kind(ckpt: Any, p: Path) -> str:
 
 def _pickle_kind(p: Path) -> str:
     with open(p, "rb") as f:
-        names = scan_globals(f)
+        names, error = scan_pickle(f)
     for name in names:
         if name not in ALLOWED_GLOBALS:
             module, _, attr = name.rpartition(".")
             raise CheckpointError(refusal_message(str(p), module, attr))
+    if error:
+        raise CheckpointError(f"{p}: truncated or corrupt pickle ({error})")
     if _PERSISTENCE in names:
         return "nvidia"
     raise CheckpointError(f"{p}: unknown format: a pickle without NVIDIA networks")

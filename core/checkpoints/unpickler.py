@@ -329,13 +329,24 @@ class _ScanUnpickler(pickle.Unpickler):
 
 
 def _scan_stream(file: BinaryIO, max_pickles: int = 1) -> list[str]:
+    return scan_pickle(file, max_pickles=max_pickles)[0]
+
+
+def scan_pickle(file: BinaryIO, *, max_pickles: int = 1) -> tuple[list[str], str | None]:
+    """(globals referenced, error) for up to ``max_pickles`` consecutive pickles; nothing is executed.
+
+    ``error`` is None when the first pickle parsed completely, else a one-line reason (truncated, corrupt).
+    """
     seen: list[str] = []
-    for _ in range(max_pickles):
+    error = None
+    for i in range(max_pickles):
         try:
             _ScanUnpickler(file, seen).load()
-        except Exception:
+        except Exception as exc:
+            if i == 0:
+                error = _first_line(exc)
             break
-    return seen
+    return seen, error
 
 
 def scan_globals(data: bytes | BinaryIO, *, max_pickles: int = 1) -> list[str]:
