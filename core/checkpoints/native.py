@@ -43,19 +43,37 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 
 def save_module(
-    module: nn.Module, path: str | os.PathLike, *, arch: str, config: dict, metadata: dict | None = None
+    module: nn.Module,
+    path: str | os.PathLike,
+    *,
+    arch: str,
+    config: dict,
+    metadata: dict | None = None,
+    dtype: torch.dtype | None = None,
 ) -> None:
-    """Save any registered model as native safetensors (atomically)."""
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+    """Save any registered model as native safetensors (atomically).
+
+    Args:
+        dtype: store floating tensors in this dtype (e.g. ``torch.float16`` halves shipped files); loading
+            always restores the module's own dtype.
+    """
+    tensors = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().to("cpu", copy=True)
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
     meta = {"arch": arch, "config": json.dumps(config, sort_keys=True), "format_version": FORMAT_VERSION}
     for k, v in (metadata or {}).items():
         meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def save_generator(G: nn.Module, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
+def save_generator(
+    G: nn.Module, path: str | os.PathLike, *, metadata: dict | None = None, dtype: torch.dtype | None = None
+) -> None:
     """Write a generator as one native ``.safetensors`` file (config JSON and the ``w_avg`` tensor included)."""
-    save_module(G, path, arch=G.cfg.arch, config=G.cfg.to_dict(), metadata=metadata)
+    save_module(G, path, arch=G.cfg.arch, config=G.cfg.to_dict(), metadata=metadata, dtype=dtype)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
