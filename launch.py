@@ -1,0 +1,38 @@
+"""Start the StyleScope Explorer: ``python launch.py [--host 127.0.0.1] [--port 7860] [--model PATH] [--device auto]``.
+
+Binds to localhost unless told otherwise; never creates a share link; analytics off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="StyleScope Explorer (Gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--model", default=None, help="generator checkpoint to open on (default: shipped model)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    args = p.parse_args(argv)
+
+    from app import build_app, launch_kwargs
+    from app.config import AppConfig
+    from core.errors import StyleScopeError
+
+    config = AppConfig(host=args.host, port=args.port, model=args.model, device=args.device)
+    try:
+        demo = build_app(config)
+    except StyleScopeError as e:
+        print(f"launch.py: error: {e}", file=sys.stderr)
+        return 2
+    demo.launch(**launch_kwargs(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

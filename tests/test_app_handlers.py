@@ -1,0 +1,232 @@
+"""Explorer handlers called directly on a tiny model: behaviour, recipes, and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoints.native import save_generator
+from core.images import read_png_text
+from core.models.stylegan import Generator, GeneratorConfig
+from core.render import PNG_TEXT_KEY, Recipe
+
+
+def make_tiny_model(path, **overrides):
+    """A 32 px generator with visible noise (noise strengths are zero at init), saved natively."""
+    kw = dict(img_resolution=32, z_dim=32, w_dim=32, n_mlp=2, channels=(16, 16, 16, 8))
+    kw.update(overrides)
+    torch.manual_seed(0)  # test-only: module init uses the global RNG
+    G = Generator(GeneratorConfig(**kw)).eval().requires_grad_(False)
+    for name, p in G.named_parameters():
+        if name.endswith("noise.weight"):
+            p.fill_(0.3)
+    G.estimate_w_avg(500, seed=1)
+    save_generator(G, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from app import models
+
+    models.configure("cpu")
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny32.safetensors")
+
+
+def pixels(img) -> np.ndarray:
+    return np.asarray(img.convert("RGB"))
+
+
+# ---------------------------------------------------------------------------------------------- explore
+def test_generate_embeds_recipe_and_is_deterministic(model):
+    from app.tabs import explore
+
+    a = explore.generate("7", 0.7, None, "const", model)
+    b = explore.generate(7, 0.7, None, "const", model)
+    assert a.size == (32, 32)
+    assert np.array_equal(pixels(a), pixels(b))
+    recipe = Recipe.from_json(a.info[PNG_TEXT_KEY])
+    assert (recipe.seed, recipe.truncation_psi, recipe.truncation_cutoff) == (7, 0.7, None)
+    assert recipe.model_hash and recipe.model.endswith("tiny32.safetensors")
+    c = explore.generate("8", 0.7, None, "const", model)
+    assert not np.array_equal(pixels(a), pixels(c))
+
+
+def test_psi_zero_gives_the_average_image_for_every_seed(model):
+    from app.tabs import explore
+
+    a = explore.generate("1", 0.0, None, "none", model)
+    b = explore.generate("2", 0.0, None, "none", model)
+    assert np.array_equal(pixels(a), pixels(b))
+
+
+def test_cutoff_slider_max_means_all_rows(model):
+    from app import models
+    from app.tabs import explore
+
+    num_ws = models.get(model).num_ws
+    assert explore.cutoff_value(num_ws, model) is None
+    assert explore.cutoff_value(3, model) == 3
+    full = explore.generate("5", 0.5, None, "const", model)
+    partial = explore.generate("5", 0.5, 2, "const", model)
+    assert not np.array_equal(pixels(full), pixels(partial))
+
+
+def test_explore_render_returns_grid_info_and_recipe(model):
+    from app.tabs import explore
+
+    image, info, gallery, recipe_text, last = explore.explore_render(model, "10", 0.7, 8, "const", 4)
+    assert "ms" in info
+    assert gallery["visible"] is True and len(gallery["value"]) == 4
+    assert [c for _, c in gallery["value"]] == ["seed 10", "seed 11", "seed 12", "seed 13"]
+    assert json.loads(recipe_text)["seed"] == 10 and Recipe.from_json(last).seed == 10
+    # the first grid cell is the same seed: equal up to float rounding of the batched render
+    diff = np.abs(pixels(image).astype(int) - pixels(gallery["value"][0][0]).astype(int))
+    assert diff.max() <= 2
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "", "99999999999"])
+def test_bad_seed_text_is_a_one_line_gr_error(model, bad):
+    from app.tabs import explore
+
+    with pytest.raises(gr.Error) as e:
+        explore.generate(bad, 0.7, None, "const", model)
+    assert "\n" not in str(e.value.message) and "seed" in e.value.message
+
+
+def test_psi_out_of_recipe_range_is_gr_error(model):
+    from app.tabs import explore
+
+    with pytest.raises(gr.Error, match="truncation_psi"):
+        explore.generate("1", 9.0, None, "const", model)
+
+
+def test_no_model_gives_clear_message():
+    from app.tabs import explore
+
+    with pytest.raises(gr.Error, match="No model found in assets/models"):
+        explore.generate("1", 0.7, None, "const", "")
+
+
+def test_seed_buttons():
+    from app.tabs import explore
+
+    assert explore.next_seed("41") == "42" and explore.prev_seed("0") == str(2**32 - 1)
+    assert explore.random_seed().isdigit()
+
+
+def test_interpolation_gif_and_frames(model):
+    from PIL import Image
+
+    from app.tabs import explore
+
+    calls = []
+
+    class Progress:  # stands in for gr.Progress
+        def __call__(self, frac, desc=None):
+            calls.append(frac)
+
+    preview, out = explore.interpolate(model, "1", "2", 5, 0.7, 8, "w", 10, "gif", progress=Progress())
+    assert out.endswith(".gif") and preview == out and calls[-1] == 1.0 and len(calls) == 5
+    with Image.open(out) as im:
+        assert im.n_frames == 5
+        assert json.loads(im.info["comment"])["steps"] == 5
+    _, zpath = explore.interpolate(model, "1", "2", 3, 0.7, 8, "z", 10, "zip", progress=Progress())
+    import zipfile
+
+    with zipfile.ZipFile(zpath) as zf:
+        assert sorted(zf.namelist()) == ["frame0000.png", "frame0001.png", "frame0002.png", "spec.json"]
+
+
+# ---------------------------------------------------------------------------------------------- recipe
+def test_render_recipe_is_bit_exact_with_generate(model):
+    from app.tabs import explore, recipe
+
+    a = explore.generate("3", 0.6, 4, "random", model)
+    text = a.info[PNG_TEXT_KEY]
+    b = recipe.render_recipe(text, "")
+    assert np.array_equal(pixels(a), pixels(b))
+
+
+def test_recipe_png_round_trip(model, tmp_path):
+    from app.tabs import explore, recipe
+
+    a = explore.generate("11", 0.5, None, "const", model)
+    from core.images import save_png
+    from core.render import recipe_png_text
+
+    path = tmp_path / "x.png"
+    save_png(a, path, text=recipe_png_text(Recipe.from_json(a.info[PNG_TEXT_KEY])))
+    assert PNG_TEXT_KEY in read_png_text(path)
+    text = recipe.read_png(str(path))
+    assert Recipe.from_json(text).seed == 11
+    assert np.array_equal(pixels(recipe.render_recipe(text, "")), pixels(a))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"seed": -4}', "seed"),
+        ('{"seed": 1, "colour": 3}', "colour"),
+        ('{"seed": 1, "model": "x.safetensors", "model_hash": "00ff"}', "not loaded here"),
+    ],
+)
+def test_broken_recipes_are_gr_errors(model, text, match):
+    from app.tabs import recipe
+
+    with pytest.raises(gr.Error, match=match):
+        recipe.render_recipe(text, model)
+
+
+def test_png_without_recipe_is_gr_error(tmp_path):
+    from PIL import Image
+
+    from app.tabs import recipe
+
+    p = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(p)
+    with pytest.raises(gr.Error, match="no StyleScope recipe"):
+        recipe.read_png(str(p))
+    q = tmp_path / "broken.png"
+    q.write_bytes(b"\x89PNG\r\n\x1a\nrubbish")
+    with pytest.raises(gr.Error):
+        recipe.read_png(str(q))
+
+
+# ---------------------------------------------------------------------------------------------- model picker
+def test_load_other_refuses_pickles_until_allowed_and_rejects_junk(model, tmp_path):
+    from app.tabs import model_bar
+
+    pkl = tmp_path / "network.pkl"
+    pkl.write_bytes(b"\x80\x04K\x01.")
+    notice = model_bar.pickle_notice(str(pkl), None)
+    assert notice["visible"] is True
+    with pytest.raises(gr.Error, match="pickle"):
+        model_bar.load_other(str(pkl), None, False)
+    with pytest.raises(gr.Error):
+        model_bar.load_other(str(pkl), None, True)  # allowed, but not a generator: one line, no crash
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(gr.Error, match="junk.safetensors"):
+        model_bar.load_other(str(junk), None, False)
+    with pytest.raises(gr.Error, match="no checkpoint file"):
+        model_bar.load_other(str(tmp_path / "missing.pt"), None, False)
+    path, info = model_bar.load_other(model, None, False)
+    assert path == model and "32 px" in info and "noise inputs" in info
+
+
+def test_build_app_without_models_shows_message(tmp_path):
+    from app import build_app
+    from app.config import AppConfig
+    from app.state import initial_model
+
+    cfg = AppConfig(models_dir=str(tmp_path / "none"), device="cpu")
+    assert initial_model(cfg) == ""
+    demo = build_app(cfg)
+    names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert {"generate", "render_recipe", "explore"} <= names
