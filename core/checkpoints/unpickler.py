@@ -240,6 +240,15 @@ def _allowed() -> dict[tuple[str, str], Callable[[], Any]]:
 ALLOWED_GLOBALS: frozenset[str] = frozenset(f"{m}.{n}" for m, n in _allowed())
 
 
+def _py3_name(module: str, name: str) -> tuple[str, str]:
+    """Protocol 0-2 pickles may spell Python 2 names (``__builtin__.set``); map them as pickle itself does."""
+    import _compat_pickle
+
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 class _Disallowed(pickle.UnpicklingError):
     def __init__(self, module: str, name: str):
         super().__init__(f"{module}.{name}")
@@ -258,6 +267,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._table = _allowed()
 
     def find_class(self, module: str, name: str) -> Any:
+        module, name = _py3_name(module, name)
         thunk = self._table.get((module, name))
         if thunk is None:
             raise _Disallowed(module, name)
@@ -321,6 +331,7 @@ class _ScanUnpickler(pickle.Unpickler):
         self.seen = seen
 
     def find_class(self, module: str, name: str) -> Any:
+        module, name = _py3_name(module, name)
         self.seen.append(f"{module}.{name}")
         return _Anything
 
