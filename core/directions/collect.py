@@ -65,7 +65,7 @@ class ClassifierScorer:
     def __call__(self, images: Tensor) -> Tensor:
         p = next(self.classifier.parameters(), None)
         x = images.to(p.device if p is not None else images.device).float()
-        if self.resolution and x.shape[-1] != self.resolution:
+        if self.resolution and x.shape[-1] != self.resolution and not hasattr(self.classifier, "prepare"):
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True)
         out = self.classifier(x)
         logits = out["logits"] if isinstance(out, dict) else out
@@ -82,9 +82,30 @@ def load_scorer(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
     Raises:
         CheckpointError: not an attribute-classifier file.
     """
-    from core.checkpoints.native import load_module
+    from core.checkpoints.native import load_module, load_state_dict_checked, read_metadata
+    from core.models import ARCHITECTURES
 
-    return ClassifierScorer(load_module(path, device=device, expect=("attribute-classifier",)))
+    if "attribute-classifier" in ARCHITECTURES:
+        return ClassifierScorer(load_module(path, device=device, expect=("attribute-classifier",)))
+    # The classifier is not registered in core.models yet: rebuild it the same way load_module would.
+    import json
+
+    from safetensors.torch import load_file
+
+    from core.errors import CheckpointError
+    from core.models.classifier import AttributeClassifier, ClassifierConfig
+
+    meta = read_metadata(path)
+    if meta.get("arch") != "attribute-classifier":
+        raise CheckpointError(f"{path}: holds a {meta.get('arch')!r} model, expected an attribute-classifier")
+    try:
+        cfg = ClassifierConfig.from_dict(json.loads(meta["config"]))
+        tensors = load_file(str(path), device="cpu")
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: invalid attribute-classifier file ({e})") from None
+    module = AttributeClassifier(cfg)  # not on "meta": its non-persistent buffers come from the config
+    load_state_dict_checked(module, tensors, path)
+    return ClassifierScorer(module.to(device).eval().requires_grad_(False))
 
 
 @dataclass

@@ -283,6 +283,13 @@ def fit_attribute(
 ) -> SvmFit:
     """``select_confident`` then ``fit_svm``: the InterFaceGAN recipe for one attribute column ``scores [N]``."""
     idx, labels = select_confident(scores, ratio=ratio)
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos < MIN_PER_CLASS or neg < MIN_PER_CLASS:
+        n = int(torch.as_tensor(scores).numel())
+        raise InputError(
+            f"only {pos} confident positive and {neg} negative samples among {n} (score above / below 0.5): "
+            "sample more, raise the ratio, or check the classifier"
+        )
     return fit_svm(latents[idx], labels, val_fraction=val_fraction, C=C, seed=seed)
 
 
