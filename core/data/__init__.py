@@ -1,0 +1,1 @@
+"""Datasets: SynthFaces (procedural labelled faces, :mod:`core.data.synthfaces`) and image folders."""
