@@ -105,3 +105,27 @@ def test_user_errors_are_one_line_and_server_keeps_serving(client):
     with pytest.raises(AppError, match="JSON"):
         client.predict("{broken", api_name="/render_recipe")
     assert load(client.predict("1", 0.7, None, "const", api_name="/generate"))[0].shape == (32, 32, 3)
+
+
+def test_mix_and_noise_endpoints(client):
+    mix = client.predict("1,2", "3,4", [0, 1, 2, 3], 1.0, 0.7, "const", api_name="/mix")
+    pix, info = load(mix)
+    assert pix.shape == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2, 3)
+    assert json.loads(info["stylescope-mix"])["col_seeds"] == [3, 4]
+    image, std = client.predict("4", 0.7, [0, 1, 2], 1.0, 3, 4, api_name="/noise")
+    img_pix, img_info = load(image)
+    assert img_pix.shape == (32, 32, 3) and load(std)[0].shape == (32, 32, 3)
+    # the noise image's recipe renders to the same pixels
+    again = client.predict(img_info["stylescope-recipe"], api_name="/render_recipe")
+    assert np.array_equal(load(again)[0], img_pix)
+
+
+def test_layers_and_train_status_endpoints(client):
+    img, feats, img2, feats2, info = client.predict(
+        "3", 0.7, "conv1", "mean", 0, "viridis", "(none)", api_name="/layers"
+    )
+    assert load(img)[0].shape == (32, 32, 3) and img2 is None and "conv1" in info
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="choose a run"):
+        client.predict(None, api_name="/train_status")

@@ -230,3 +230,163 @@ def test_build_app_without_models_shows_message(tmp_path):
     demo = build_app(cfg)
     names = {d.get("api_name") for d in demo.config["dependencies"]}
     assert {"generate", "render_recipe", "explore"} <= names
+
+
+# ---------------------------------------------------------------------------------------------- mixing
+def test_mixing_rows_labelled_by_resolution_and_presets(model):
+    from app.tabs import mixing
+
+    choices = mixing.row_choices(model)
+    assert len(choices) == 8  # 32 px: num_ws = 2 * log2(32) - 2, computed, not 18
+    assert choices[0] == ("0: 4px coarse", 0) and choices[-1] == ("7: 32px middle", 7)
+    assert mixing.preset(model, "coarse") == [0, 1, 2, 3]
+    assert mixing.preset(model, "middle") == [4, 5, 6, 7]
+    assert mixing.preset(model, "fine") == []
+
+
+def test_mix_matrix_layout_and_recipe(model):
+    from app.tabs import explore, mixing
+
+    img = mixing.mix("1,2", "3,4,5", [0, 1, 2, 3], 1.0, 0.7, "const", model)
+    assert img.size == (4 * 32 + 5 * 2, 3 * 32 + 4 * 2)  # (1 + B) x (1 + A) tiles with 2 px padding
+    spec = json.loads(img.info["stylescope-mix"])
+    assert spec["row_seeds"] == [1, 2] and spec["col_seeds"] == [3, 4, 5]
+    a = pixels(img)
+    tile = lambda r, c: a[2 + r * 34 : 2 + r * 34 + 32, 2 + c * 34 : 2 + c * 34 + 32].astype(int)  # noqa: E731
+    assert (tile(0, 0) == 0).all()  # empty corner
+    src_a = pixels(explore.generate("1", 0.7, None, "const", model)).astype(int)
+    assert np.abs(tile(1, 0) - src_a).max() <= 2  # left column shows source A
+    assert np.abs(tile(1, 1) - src_a).max() > 2  # mixed cell differs from A
+    # the embedded cell recipe renders that cell
+    from app.tabs import recipe
+
+    cell = pixels(recipe.render_recipe(img.info[PNG_TEXT_KEY], "")).astype(int)
+    assert np.abs(cell - tile(1, 1)).max() <= 2
+    # alpha 0 keeps A in every cell
+    keep = pixels(mixing.mix("1", "3", [0, 1, 2, 3], 0.0, 0.7, "const", model))
+    t = lambda r, c: keep[2 + r * 34 : 2 + r * 34 + 32, 2 + c * 34 : 2 + c * 34 + 32].astype(int)  # noqa: E731
+    assert np.abs(t(1, 1) - t(1, 0)).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("x", "3", [0], 1.0, 0.7, "const"), "seeds"),
+        (("1-20", "3", [0], 1.0, 0.7, "const"), "at most 8"),
+        (("1", "3", [99], 1.0, 0.7, "const"), "ws rows"),
+        (("1", "3", [0], 1.0, 0.7, "random"), "const or none"),
+    ],
+)
+def test_mix_user_errors(model, args, match):
+    from app.tabs import mixing
+
+    with pytest.raises(gr.Error, match=match):
+        mixing.mix(*args, model)
+
+
+# ---------------------------------------------------------------------------------------------- noise
+def test_noise_presets_and_std_map(model):
+    from app.tabs import noise
+
+    assert noise.preset_layers(model, "all") == list(range(7))
+    assert noise.preset_layers(model, "none") == []
+    assert noise.preset_layers(model, "coarse") == list(range(7))  # every input of a 32 px model is <= 32 px
+    assert noise.preset_layers(model, "fine") == []
+    img, std = noise.noise("4", 0.7, list(range(7)), 1.0, 3, 8, model)
+    assert img.size == std.size == (32, 32)
+    assert Recipe.from_json(img.info[PNG_TEXT_KEY]).noise_seed == 3
+    assert float(std.info["stylescope-std"].split()[1]) > 0  # noise changes pixels
+    off, std_off = noise.noise("4", 0.7, [], 1.0, 3, 8, model)
+    assert float(std_off.info["stylescope-std"].split()[1]) == 0.0
+    # resampling the noise changes the image, the same noise seed reproduces it
+    again, _ = noise.noise("4", 0.7, list(range(7)), 1.0, 3, 8, model)
+    other, _ = noise.noise("4", 0.7, list(range(7)), 1.0, 4, 8, model)
+    assert np.array_equal(pixels(img), pixels(again)) and not np.array_equal(pixels(img), pixels(other))
+
+
+def test_noise_recipe_reproduces_bit_for_bit(model):
+    from app.tabs import noise, recipe
+
+    img, _ = noise.noise("9", 0.5, [0, 2, 4], 2.0, 17, 4, model)
+    assert np.array_equal(pixels(recipe.render_recipe(img.info[PNG_TEXT_KEY], "")), pixels(img))
+
+
+def test_noise_user_errors(model):
+    from app.tabs import noise
+
+    with pytest.raises(gr.Error, match="draws"):
+        noise.noise("1", 0.7, [], 1.0, 0, 1000, model)
+    with pytest.raises(gr.Error, match="noise inputs"):
+        noise.noise("1", 0.7, [50], 1.0, 0, 4, model)
+    with pytest.raises(gr.Error, match="noise seed"):
+        noise.noise("1", 0.7, [], 1.0, -3, 4, model)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def test_layers_feature_maps_and_compare(model, tmp_path):
+    from app.tabs import layers
+
+    names = [v for _, v in layers.layer_choices(model)]
+    assert names[:3] == ["input", "conv1", "convs.0"] and "img" not in names
+    img, feats, img2, feats2, info = layers.layers(
+        "3", 0.7, "convs.1", "grid", 0, "viridis", layers.NONE, model
+    )
+    assert img.size == (32, 32) and feats.size[0] > 64 and img2 is None and "16 channels" in info
+    _, mean, *_ = layers.layers("3", 0.7, "convs.1", "mean", 0, "gray", layers.NONE, model)
+    a = np.asarray(mean)
+    assert a.shape[0] >= 256 and np.array_equal(a[..., 0], a[..., 1])  # gray map
+    v1 = make_tiny_model(tmp_path / "tiny32-stylegan1.safetensors", version=1)
+    v2 = make_tiny_model(tmp_path / "tiny32-stylegan2.safetensors")
+    assert layers.counterpart(v2) == v1
+    _, _, img2, feats2, info = layers.layers("3", 0.7, "conv1", "channel", 2, "magma", v1, v2)
+    assert img2.size == (32, 32) and feats2 is not None and "compare" in info
+    with pytest.raises(gr.Error, match="unknown layer"):
+        layers.layers("3", 0.7, "convs.99", "grid", 0, "viridis", layers.NONE, model)
+
+
+# ---------------------------------------------------------------------------------------------- train
+def test_train_tab_reads_runs_and_refuses_bad_requests(tmp_path, monkeypatch):
+    from app.tabs import train
+
+    runs = tmp_path / "runs"
+    run = runs / "00000-synthfaces-32-stylegan2"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text(
+        '{"kimg": 0.1, "step": 1, "img_per_s": 5.0, "augment_p": 0.0, "loss_G": 1.5, "loss_D": 0.7}\n'
+        '{"kimg": 0.2, "step": 2, "img_per_s": 5.0, "augment_p": 0.01, "loss_G": 1.2, "loss_D": 0.8}\n'
+    )
+    assert train.list_runs(str(runs)) == [run.name]
+    frame = train.loss_frame(run)
+    assert sorted(set(frame["series"])) == ["loss_D", "loss_G"] and len(frame) == 4
+    progress, line, plot, sample, raw = train.status_view(run.name, str(runs))
+    assert progress == 0.0 and isinstance(raw, dict) and len(plot) == 4
+    for bad in ("", "../etc", "missing"):
+        with pytest.raises(gr.Error):
+            train.train_status(bad, str(runs))
+    with pytest.raises(gr.Error, match="no saved model"):
+        train.load_into_explorer(run.name, str(runs))
+    with pytest.raises(gr.Error, match="folder"):
+        train.train_start("Folder path", None, "", "tiny-cpu", 32, "stylegan2", 1, 8, "ada", 1, str(runs))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(gr.Error, match="No CUDA GPU"):
+            train.train_start(
+                "SynthFaces", None, "", "paper-F", 256, "stylegan2", 100, 32, "ada", 1, str(runs)
+            )
+    assert "CUDA" in train.device_note()
+
+
+def test_load_into_explorer_uses_latest_network(model, tmp_path):
+    import shutil
+
+    from app.tabs import train
+
+    run = tmp_path / "runs" / "00001-x-32-stylegan2"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    shutil.copy(model, run / "network-000000064.safetensors")
+    (run / "latest.json").write_text(json.dumps({"network": "network-000000064.safetensors"}))
+    path, info = train.load_into_explorer(run.name, str(tmp_path / "runs"))
+    assert path.endswith("network-000000064.safetensors") and "32 px" in info
