@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else jobs.next_run_dir(args.out, config)
     device = jobs.check_device(config, args.device)
 
-    if args.background or (device == "cuda" and config.gpus > 1):
+    if args.background or config.gpus > 1:
         if args.resume:
             handle = jobs.resume(run_dir, kimg=args.kimg, gpus=args.gpus, device=device)
         else:

@@ -14,9 +14,9 @@ new one (pointing at a complete file). Loading falls back to the newest intact `
 ``latest.json`` is missing or damaged. Old checkpoints beyond ``keep_last`` are removed after the pointer
 moves on.
 
-For tests, ``STYLESCOPE_TEST_SAVE_PAUSE=<seconds>`` makes the writer pause between finishing the temporary
-file and renaming it (after touching ``<run_dir>/.saving``), so a test can SIGKILL it mid-save
-deterministically.
+For tests, ``STYLESCOPE_TEST_SAVE_PAUSE=<seconds>[@<n>]`` makes the writer pause between finishing the
+temporary file and renaming it (after touching ``<run_dir>/.saving``), on every save or only on the n-th save
+of the process, so a test can SIGKILL it mid-save deterministically.
 """
 
 from __future__ import annotations
@@ -36,6 +36,20 @@ FORMAT = "stylescope-training-state"
 FORMAT_VERSION = 1
 LATEST = "latest.json"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+_saves_in_process = 0
+
+
+def _test_pause(run_dir: Path, cur_nimg: int) -> None:
+    global _saves_in_process
+    _saves_in_process += 1
+    spec = os.environ.get("STYLESCOPE_TEST_SAVE_PAUSE", "")
+    if not spec:
+        return
+    seconds, _, nth = spec.partition("@")
+    if nth and int(nth) != _saves_in_process:
+        return
+    (run_dir / ".saving").write_text(str(cur_nimg))
+    time.sleep(float(seconds))
 
 
 def checkpoint_name(cur_nimg: int) -> str:
@@ -97,10 +111,7 @@ def save_training_state(
         torch.save(payload, f)
         f.flush()
         os.fsync(f.fileno())
-    pause = float(os.environ.get("STYLESCOPE_TEST_SAVE_PAUSE", "0") or 0)
-    if pause > 0:  # test hook: a window in which SIGKILL lands "mid-save"
-        (run_dir / ".saving").write_text(str(cur_nimg))
-        time.sleep(pause)
+    _test_pause(run_dir, cur_nimg)  # test hook: a window in which SIGKILL lands "mid-save"
     os.replace(tmp, path)
     _fsync_dir(run_dir)
     network = None

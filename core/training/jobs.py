@@ -53,6 +53,8 @@ def cuda_available() -> bool:
 def check_device(config: TrainConfig, device: str | None = None) -> str:
     """``"cuda"`` or ``"cpu"`` for this config on this machine.
 
+    On CPU, ``config.gpus > 1`` means that many CPU processes (gloo), which tests use.
+
     Raises:
         StyleScopeError: no CUDA GPU and the config is not tiny, or more GPUs asked for than present.
     """
@@ -138,7 +140,7 @@ def start(
         raise StyleScopeError(f"{run_dir} already holds a run; resume it or choose another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config.to_dict())
-    return _launch(run_dir, _command(run_dir, config.gpus if dev == "cuda" else 1, dev, []), env)
+    return _launch(run_dir, _command(run_dir, config.gpus, dev, []), env)
 
 
 def resume(
@@ -164,7 +166,7 @@ def resume(
         config = config.replace(gpus=gpus)
     dev = check_device(config, device)
     extra = ["--resume"] + (["--kimg", str(kimg)] if kimg is not None else [])
-    return _launch(run_dir, _command(run_dir, config.gpus if dev == "cuda" else 1, dev, extra), env)
+    return _launch(run_dir, _command(run_dir, config.gpus, dev, extra), env)
 
 
 def _read_pid(run_dir: Path) -> int | None:
