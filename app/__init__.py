@@ -16,7 +16,7 @@ import gradio as gr  # noqa: E402
 from app import models  # noqa: E402
 from app.config import AppConfig  # noqa: E402
 from app.state import Shared, initial_model  # noqa: E402
-from app.tabs import about, explore, layers, mixing, model_bar, noise, recipe, train  # noqa: E402
+from app.tabs import about, directions, explore, layers, mixing, model_bar, noise, recipe, train  # noqa: E402
 
 # (tab title, element id, module). Add ("Directions", "directions", directions) here when that tab exists.
 TABS = [
@@ -25,6 +25,7 @@ TABS = [
     ("Noise", "noise", noise),
     ("Layers", "layers", layers),
     ("Recipe", "recipe", recipe),
+    ("Directions", "directions", directions),
     ("Train", "train", train),
     ("About / Help", "about", about),
 ]

@@ -1,0 +1,67 @@
+"""Directions tab: the layout builds and wires, and the handlers work on a tiny model (no browser)."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pytest
+import torch
+
+from app import models
+from app.tabs import directions as tab
+from core.directions import Direction, DirectionSet, save_directions
+
+
+@pytest.fixture
+def model_and_set(tmp_path, tiny_G):
+    from core.checkpoints.native import file_digest, save_generator
+
+    models.configure("cpu")
+    path = tmp_path / "tiny.safetensors"
+    save_generator(tiny_G, path)
+    g = torch.Generator().manual_seed(0)
+    dirs = DirectionSet(
+        [
+            Direction("smiling", torch.nn.functional.normalize(torch.randn(32, generator=g), dim=0), method="svm",
+                      attribute="smiling", accuracy=0.95, scale=2.0),
+            Direction("pca_0", torch.nn.functional.normalize(torch.randn(32, generator=g), dim=0), method="pca"),
+            Direction("sefa_0", torch.nn.functional.normalize(torch.randn(32, generator=g), dim=0), method="sefa"),
+        ],
+        model_hash=file_digest(path), num_ws=tiny_G.num_ws, layer_groups=tiny_G.layer_groups,
+    )  # fmt: skip
+    set_path = tmp_path / "dirs.safetensors"
+    save_directions(dirs, set_path)
+    return str(path), str(set_path)
+
+
+def test_tab_builds_and_wires():
+    from app.config import AppConfig
+    from app.state import Shared
+
+    with gr.Blocks() as demo:
+        shared = Shared(AppConfig(), gr.State(""), gr.State(""), gr.Markdown(), demo)
+        handles = tab.build(shared)
+        tab.wire(handles, shared)
+    assert len(handles.slots) == tab.N_SLOTS
+
+
+def test_handlers_edit_compare_and_label(model_and_set, tmp_path):
+    model, set_path = model_and_set
+    out = tab.load_set(set_path, None, model)
+    assert out[0] == set_path and "3 directions" in out[1]
+    slots = ["smiling", 1.5, "middle", ["pca_0"]] + [None, 0, "all", []] * (tab.N_SLOTS - 1)
+    img, recipe = tab.render_edit(model, set_path, "3", 0.7, *slots)
+    rec = json.loads(recipe)
+    assert rec["directions"] == {"smiling@middle~pca_0": 3.0}  # 1.5 std x scale 2.0
+    assert img.size == (32, 32) and "stylescope-recipe" in img.info
+    grid = tab.compare(model, set_path, "3", 0.7, "smiling", "pca_0", "sefa_0")
+    assert grid.size[1] > grid.size[0] / len(tab.STEPS)  # three rows
+    # label your own: clicks toggle, then fit a 'user' direction into a new session set
+    assert tab.toggle_label("0-3", [1], gr.SelectData(None, {"index": 2, "value": None})) == [1, 2]
+    res = tab.fit_labels(model, set_path, "0-7", [0, 2, 4, 6], "even", None, 1.0)
+    new_path, info = res[0], res[-1]
+    assert new_path != set_path and "even" in info
+    assert tab.get_set(new_path)["even"].method == "user"
+    with pytest.raises(gr.Error, match="need at least"):
+        tab.fit_labels(model, set_path, "0-7", [0], "even", None, 1.0)
