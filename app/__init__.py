@@ -31,6 +31,7 @@ TABS = [
 ]
 
 CSS = """
+.scaled img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 #render-info p { margin: 0; font-size: 0.9em; opacity: 0.8; }
 footer { display: none !important; }
 """
@@ -53,7 +54,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
         gr.Markdown("## StyleScope — explore style-based GANs")
         model_state = gr.State(model)
         last_recipe = gr.State("")
-        info = gr.Markdown(model_bar.describe(model), elem_id="model-info")
+        info = gr.Markdown(model_bar.describe(model), elem_id="model-info", render=False)
         shared = Shared(config, model_state, last_recipe, info, demo)
         bar = model_bar.build(shared)
         built = []

@@ -13,7 +13,7 @@ HELP = """
 
 | Tab | Control | What it does | Paper |
 |---|---|---|---|
-| Explore | Seed, 🎲 ◀ ▶ | A seed fixes the latent z (`randn` from a seeded CPU generator), so the same seed gives the same image on every machine. | — |
+| Explore | Seed, Random ◀ ▶ | A seed fixes the latent z (`randn` from a seeded CPU generator), so the same seed gives the same image on every machine. | — |
 | Explore | Truncation psi | Pulls w towards the average latent: `w' = w_avg + psi (w - w_avg)`; 1 is off, 0 the average image, negative values the "anti-face". | StyleGAN Fig. 8 |
 | Explore | Truncation cutoff | Truncates only the first ws rows (coarse layers), keeping fine detail varied. | StyleGAN Sec. 4.1 |
 | Explore | Noise | `const` uses the model's stored noise, `random` fresh noise, `none` switches it off. | StyleGAN Sec. 3.2 |

@@ -186,7 +186,7 @@ def build(shared: Shared) -> ExploreTab:
         with gr.Column(scale=1, min_width=300):
             with gr.Row(equal_height=True):
                 seed = gr.Textbox("42", label="Seed", scale=3, elem_id="seed", max_lines=1)
-                rand = gr.Button("🎲", scale=0, min_width=44, elem_id="seed-random")
+                rand = gr.Button("Random", scale=0, min_width=70, elem_id="seed-random")
                 prev = gr.Button("◀", scale=0, min_width=44, elem_id="seed-prev")
                 nxt = gr.Button("▶", scale=0, min_width=44, elem_id="seed-next")
             psi = gr.Slider(
@@ -213,6 +213,7 @@ def build(shared: Shared) -> ExploreTab:
             go = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=2):
             image = gr.Image(
+                elem_classes=["scaled"],
                 label="Image (PNG download embeds its recipe)",
                 type="pil",
                 format=shared.config.image_format,
@@ -239,7 +240,9 @@ def build(shared: Shared) -> ExploreTab:
             )
             interp_go = gr.Button("Render interpolation", variant="secondary")
         with gr.Row():
-            interp_preview = gr.Image(label="Preview", type="filepath", interactive=False, height=256)
+            interp_preview = gr.Image(
+                elem_classes=["scaled"], label="Preview", type="filepath", interactive=False, height=256
+            )
             interp_file = gr.File(label="Download")
     api_cutoff = gr.Number(None, precision=0, label="truncation_cutoff", visible=False)
     api_go = gr.Button(visible=False)
@@ -310,6 +313,7 @@ def wire(h: ExploreTab, shared: Shared) -> None:
         api_name="interpolate",
         **model_events,
     )
+    shared.demo.load(explore_render, render_inputs, render_outputs, api_visibility="private", **model_events)
     shared.model.change(on_model, shared.model, h.cutoff, api_visibility="private").then(
         explore_render, render_inputs, render_outputs, api_visibility="private", **model_events
     )

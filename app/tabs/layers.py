@@ -127,16 +127,38 @@ def build(shared: Shared) -> LayersTab:
             go = gr.Button("Show layer", variant="primary", elem_id="layers-go")
         with gr.Column(scale=2):
             with gr.Row():
-                image = gr.Image(label="Image", type="pil", interactive=False, format="png", height=256)
+                image = gr.Image(
+                    elem_classes=["scaled"],
+                    label="Image",
+                    type="pil",
+                    interactive=False,
+                    format="png",
+                    height=256,
+                )
                 feats = gr.Image(
-                    label="Feature maps", type="pil", interactive=False, format="png", height=256
+                    elem_classes=["scaled"],
+                    label="Feature maps",
+                    type="pil",
+                    interactive=False,
+                    format="png",
+                    height=256,
                 )
             with gr.Row():
                 image2 = gr.Image(
-                    label="Compare: image", type="pil", interactive=False, format="png", height=256
+                    elem_classes=["scaled"],
+                    label="Compare: image",
+                    type="pil",
+                    interactive=False,
+                    format="png",
+                    height=256,
                 )
                 feats2 = gr.Image(
-                    label="Compare: feature maps", type="pil", interactive=False, format="png", height=256
+                    elem_classes=["scaled"],
+                    label="Compare: feature maps",
+                    type="pil",
+                    interactive=False,
+                    format="png",
+                    height=256,
                 )
             info = gr.Markdown()
     return LayersTab(seed, psi, layer, mode, channel, cmap, compare, go, image, feats, image2, feats2, info)

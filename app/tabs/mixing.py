@@ -133,6 +133,7 @@ def build(shared: Shared) -> MixingTab:
             go = gr.Button("Mix", variant="primary", elem_id="mix-go")
         with gr.Column(scale=2):
             image = gr.Image(
+                elem_classes=["scaled"],
                 label="Mixing matrix",
                 type="pil",
                 format=shared.config.image_format,

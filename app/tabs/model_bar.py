@@ -101,26 +101,30 @@ def build(shared: Shared) -> ModelBar:
             choices,
             value=value,
             label="Model",
-            scale=2,
+            scale=1,
             interactive=bool(choices),
             info="shipped models in assets/models" if choices else "no shipped models yet",
         )
-        with gr.Accordion("Other checkpoint (path or upload)", open=not choices, elem_id="other-ckpt"):
-            with gr.Row():
-                path = gr.Textbox(
-                    label="Checkpoint path on the server", placeholder="/path/to/model.safetensors"
-                )
-                upload = gr.File(
-                    label="…or upload",
-                    file_types=[".safetensors", ".pt", ".pth", ".pkl", ".ckpt"],
-                    type="filepath",
-                )
-            warning = gr.Markdown(PICKLE_WARNING, visible=False)
-            with gr.Row():
+        with gr.Column(scale=3):
+            shared.model_info.render()
+    with gr.Accordion("Load another checkpoint (server path or upload)", open=False, elem_id="other-ckpt"):
+        with gr.Row(equal_height=True):
+            path = gr.Textbox(
+                label="Checkpoint path on the server", placeholder="/path/to/model.safetensors", scale=2
+            )
+            upload = gr.File(
+                label="…or upload",
+                file_types=[".safetensors", ".pt", ".pth", ".pkl", ".ckpt"],
+                type="filepath",
+                height=120,
+                scale=2,
+            )
+            with gr.Column(scale=1):
                 allow = gr.Checkbox(
                     False, label="Read pickles with the restricted reader (never executes code)"
                 )
                 load = gr.Button("Load checkpoint", variant="secondary")
+        warning = gr.Markdown(PICKLE_WARNING, visible=False)
     return ModelBar(dd, path, upload, allow, load, warning)
 
 

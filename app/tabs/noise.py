@@ -140,6 +140,7 @@ def build(shared: Shared) -> NoiseTab:
         with gr.Column(scale=2):
             with gr.Row():
                 image = gr.Image(
+                    elem_classes=["scaled"],
                     label="Image",
                     type="pil",
                     format=shared.config.image_format,
@@ -147,7 +148,11 @@ def build(shared: Shared) -> NoiseTab:
                     elem_id="noise-image",
                 )
                 std = gr.Image(
-                    label="Per-pixel std over K draws", type="pil", format="png", interactive=False
+                    elem_classes=["scaled"],
+                    label="Per-pixel std over K draws",
+                    type="pil",
+                    format="png",
+                    interactive=False,
                 )
             info = gr.Markdown()
     return NoiseTab(seed, psi, preset, layers, strength, noise_seed, resample, draws, go, image, std, info)

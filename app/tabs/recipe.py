@@ -93,6 +93,7 @@ def build(shared: Shared) -> RecipeTab:
             png = gr.File(label="…or drop a StyleScope PNG", file_types=[".png"], type="filepath")
         with gr.Column():
             image = gr.Image(
+                elem_classes=["scaled"],
                 label="Rendered from the recipe",
                 type="pil",
                 format=shared.config.image_format,

@@ -246,6 +246,11 @@ def status_view(run: str | None, runs_dir: str):
     return 100.0 * float(st.get("progress") or 0.0), line, loss_frame(path), sample_path, st
 
 
+def data_inputs(source: str):
+    """Show the archive upload or the folder box only for the data source that uses it."""
+    return gr.update(visible=source == "Upload archive"), gr.update(visible=source == "Folder path")
+
+
 def refresh_runs(runs_dir: str, current: str | None):
     names = list_runs(runs_dir)
     return gr.update(choices=names, value=current if current in names else (names[-1] if names else None))
@@ -261,9 +266,12 @@ def build(shared: Shared) -> TrainTab:
         with gr.Column(scale=1, min_width=320):
             data = gr.Radio(DATA_SOURCES, value="SynthFaces", label="Data")
             upload = gr.File(
-                label="Image archive (.zip / .tar)", file_types=[".zip", ".tar", ".tgz", ".gz", ".xz", ".bz2"]
+                label="Image archive (.zip / .tar)",
+                file_types=[".zip", ".tar", ".tgz", ".gz", ".xz", ".bz2"],
+                visible=False,
+                height=120,
             )
-            folder = gr.Textbox(label="…or a folder of images on the server", max_lines=1)
+            folder = gr.Textbox(label="Folder of images on the server", max_lines=1, visible=False)
             preset = gr.Dropdown(presets, value="small-data" if cuda else "tiny-cpu", label="Preset")
             res = gr.Dropdown([32, 64, 128, 256, 512, 1024], value=128 if cuda else 32, label="Resolution")
             arch = gr.Radio(["stylegan2", "stylegan1"], value="stylegan2", label="Architecture")
@@ -285,7 +293,13 @@ def build(shared: Shared) -> TrainTab:
             status = gr.Markdown("No run selected.")
             with gr.Row():
                 plot = gr.LinePlot(x="kimg", y="value", color="series", title="Losses", height=260)
-                sample = gr.Image(label="Latest samples", type="filepath", interactive=False, height=260)
+                sample = gr.Image(
+                    elem_classes=["scaled"],
+                    label="Latest samples",
+                    type="filepath",
+                    interactive=False,
+                    height=260,
+                )
             with gr.Accordion("Raw status", open=False):
                 raw = gr.JSON()
     timer = gr.Timer(2.0)
@@ -335,6 +349,7 @@ def wire(h: TrainTab, shared: Shared) -> None:
         api_name="train_load",
         concurrency_id="model",
     )
+    h.data.change(data_inputs, h.data, [h.upload, h.folder], queue=False, api_visibility="private")
     h.refresh.click(refresh_runs, [runs_dir, h.runs], h.runs, queue=False, api_visibility="private")
     gr.on(
         [h.timer.tick, h.runs.change],
