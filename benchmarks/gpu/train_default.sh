@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Device-machine script: start training the shipped default models in the background (setsid) and report.
+# Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start|status|finish
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+R=/tmp/runs
+case "${1:-status}" in
+start)
+    mkdir -p $R
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python - <<'PY'
+from pathlib import Path
+from core.training.config import TrainConfig
+for arch in ("stylegan2", "stylegan1"):
+    cfg = TrainConfig(
+        data="synthfaces", res=128, kimg=20000, batch=64, arch=arch,
+        channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
+        aug="none", snapshot_kimg=250, sample_kimg=250, keep_last=2, precision="bf16",
+        compile=False, seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},
+    )
+    d = Path(f"/tmp/runs/{arch}")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text(cfg.to_json())
+PY
+    for a in stylegan2 stylegan1; do
+        setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
+    done
+    sleep ${2:-120}
+    ;&
+status)
+    for a in stylegan2 stylegan1; do
+        echo "== $a"; tail -3 $R/$a.log
+        python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
+    done
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+    ;;
+esac
