@@ -8,8 +8,10 @@ carried from one image to the next, so image ``i`` is the same whether it is dra
 on the CPU or on a GPU; and because every factor reads its own hash stream, the factors are independent by
 construction (``tests/test_synthfaces.py`` measures it).
 
-Continuous factors are uniform on their range, so a binary attribute ``factor > t`` has an exactly known
-positive rate. Categorical factors draw a category from fixed probabilities. The binary attributes (what the
+Continuous factors are uniform on their range minus a small gap around every attribute threshold
+(``ATTRIBUTE_GAP`` of the range on each side), so a binary attribute ``factor > t`` is never ambiguous: no
+image sits on the fence between "smiling" and "not smiling", which is what lets the attribute classifier and
+the SVM directions be judged against a clean ground truth. Positive rates stay exactly known. Categorical factors draw a category from fixed probabilities. The binary attributes (what the
 SVM directions and the attribute classifier are trained on) are thresholds or category tests on single
 factors, chosen so that every one is between 15% and 85% positive.
 """
@@ -100,6 +102,46 @@ _ATTRIBUTE_RULES: dict[str, tuple[str, str, float | tuple[int, ...]]] = {
 }
 BINARY_ATTRIBUTES: tuple[str, ...] = tuple(_ATTRIBUTE_RULES)
 
+# Half-width of the excluded band around each attribute threshold, as a fraction of the factor's range.
+ATTRIBUTE_GAP = 0.06
+
+
+def _allowed_intervals(name: str) -> list[tuple[float, float]]:
+    """The factor's range minus ``(t - gap, t + gap)`` around every threshold an attribute puts on it."""
+    lo, hi = _CONTINUOUS_RANGES[name]
+    gap = ATTRIBUTE_GAP * (hi - lo)
+    cuts = []
+    for factor, op, arg in _ATTRIBUTE_RULES.values():
+        if factor == name and op in ("<", ">"):
+            cuts.append(float(arg))
+        elif factor == name and op == "abs>":
+            cuts += [-float(arg), float(arg)]
+    intervals, left = [], lo
+    for t in sorted(cuts):
+        intervals.append((left, t - gap))
+        left = t + gap
+    intervals.append((left, hi))
+    return intervals
+
+
+_ALLOWED = {name: _allowed_intervals(name) for name in _CONTINUOUS_RANGES}
+
+
+def _gapped(u: Tensor, intervals: list[tuple[float, float]]) -> Tensor:
+    """Map uniform ``u`` in [0, 1) monotonically and uniformly onto a union of disjoint intervals."""
+    if len(intervals) == 1:
+        ((lo, hi),) = intervals
+        return lo + (hi - lo) * u
+    lengths = torch.tensor([b - a for a, b in intervals], dtype=torch.float64)
+    ends = torch.cumsum(lengths, 0) / lengths.sum()  # right edge of every interval in u-space
+    starts = torch.cat([torch.zeros(1, dtype=torch.float64), ends[:-1]])
+    lows = torch.tensor([a for a, _ in intervals], dtype=torch.float64)
+    u64 = u.double().cpu()
+    k = torch.bucketize(u64, ends, right=True).clamp_(max=len(intervals) - 1)
+    x = lows[k] + (u64 - starts[k]) / (ends[k] - starts[k]) * lengths[k]
+    return x.to(torch.float32).to(u.device)
+
+
 # Hash streams: one per factor, then a block reserved for the renderer's stochastic detail.
 _STREAM = {name: i + 1 for i, name in enumerate(FACTORS)}
 DETAIL_STREAM_BASE = 1000
@@ -166,8 +208,8 @@ def sample_factors(
         raise ValueError(f"n, seed and start must be non-negative, got n={n}, seed={seed}, start={start}")
     index = torch.arange(start, start + n, dtype=torch.int64, device=device)
     out: dict[str, Tensor] = {}
-    for name, (lo, hi) in _CONTINUOUS_RANGES.items():
-        out[name] = lo + (hi - lo) * hash_uniform(seed, _STREAM[name], index)
+    for name in _CONTINUOUS_RANGES:
+        out[name] = _gapped(hash_uniform(seed, _STREAM[name], index), _ALLOWED[name])
     for name, (_, probs) in CATEGORICAL_FACTORS.items():
         u = hash_uniform(seed, _STREAM[name], index)
         cat = torch.zeros(n, dtype=torch.int64, device=device)
