@@ -1,0 +1,93 @@
+"""``stylescope evaluate``: quality, disentanglement and noise metrics of a SynthFaces generator.
+
+A thin shell over :func:`core.metrics.evaluate.evaluate_model`; exit status 0 even when a target is missed
+(the JSON says which), 2 on user errors (missing files, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.cli.classifier import DEFAULT_CLASSIFIER
+from core.cli.common import emit_json, resolve_device
+from core.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="FD / precision / recall, style-mixing disentanglement, noise stability"
+    )
+    p.add_argument(
+        "--model", required=True, help="generator: native .safetensors, rosinality .pt or NVIDIA .pkl"
+    )
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="SynthFaces classifier .safetensors")
+    p.add_argument("--n", type=int, default=10_000, help="images per set (generated, real, second real)")
+    p.add_argument("--pairs", type=int, default=None, help="style-mixing pairs (default min(n, 1000))")
+    p.add_argument(
+        "--noise-n", type=int, default=None, help="latents for the noise test (default min(n, 500))"
+    )
+    p.add_argument("--noise-draws", type=int, default=8, help="noise draws per latent")
+    p.add_argument("--batch", type=int, default=128, help="images per forward pass")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="also write the JSON report to this file")
+    p.add_argument("--json", action="store_true", help="print only the JSON report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import core
+    from core.metrics.evaluate import evaluate_model
+    from core.models.classifier import load_classifier
+
+    for what, path in (("--model", args.model), ("--classifier", args.classifier)):
+        if not Path(path).is_file():
+            raise InputError(f"{what}: no such file {path}")
+    if args.n < 8:
+        raise InputError("--n must be at least 8")
+    device = resolve_device(args.device)
+    G = core.load_generator(args.model, device=device)
+    classifier = load_classifier(args.classifier, device=device)
+
+    from tqdm import tqdm
+
+    bar = tqdm(desc="evaluate", unit="img", disable=args.json)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = evaluate_model(
+            G,
+            classifier,
+            n=args.n,
+            seed=args.seed,
+            device=device,
+            batch=args.batch,
+            n_pairs=args.pairs,
+            noise_n=args.noise_n,
+            noise_draws=args.noise_draws,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    report["model"] = str(args.model)
+    report["classifier"] = str(args.classifier)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.json:
+        emit_json(report)
+    else:
+        q = report.get("quality", {})
+        print(
+            f"FD {q.get('fd', float('nan')):.3f} (floor {q.get('fd_floor', float('nan')):.3f}), "
+            f"precision {q.get('precision', float('nan')):.3f}, recall {q.get('recall', float('nan')):.3f}"
+        )
+        for name, ok in report["checks"].items():
+            print(f"  {name}: {'pass' if ok else 'FAIL' if ok is False else 'n/a'}")
+        print("overall:", "PASS" if report["pass"] else "FAIL")
+    return 0
