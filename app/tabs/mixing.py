@@ -139,6 +139,7 @@ def build(shared: Shared) -> MixingTab:
                 format=shared.config.image_format,
                 interactive=False,
                 elem_id="mix-image",
+                height=480,
             )
             info = gr.Markdown()
     return MixingTab(

@@ -146,10 +146,12 @@ def build(shared: Shared) -> NoiseTab:
                     format=shared.config.image_format,
                     interactive=False,
                     elem_id="noise-image",
+                    height=320,
                 )
                 std = gr.Image(
                     elem_classes=["scaled"],
                     label="Per-pixel std over K draws",
+                    height=320,
                     type="pil",
                     format="png",
                     interactive=False,
