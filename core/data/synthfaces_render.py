@@ -214,6 +214,28 @@ def _rgb(r: float, g: float, b: float, device: torch.device) -> Tensor:
     return torch.tensor([r, g, b], device=device).view(1, 3, 1, 1)
 
 
+class _Rows:
+    """The images of a chunk that an optional layer (glasses, beard, long hair, ...) is drawn on.
+
+    Evaluating a layer only on those rows and compositing them back gives the same pixels as evaluating it
+    everywhere with zero coverage elsewhere, at a fraction of the cost.
+    """
+
+    def __init__(self, mask: Tensor) -> None:
+        self.idx = mask.flatten().nonzero().flatten()
+        self.empty = self.idx.numel() == 0
+
+    def __call__(self, t: Tensor) -> Tensor:
+        """Select the rows of a per-image tensor; tensors shared by all images pass through."""
+        return t if t.shape[0] == 1 else t.index_select(0, self.idx)
+
+    def lerp_(self, view: Tensor, color: Tensor, cov: Tensor) -> None:
+        """Composite ``color`` with coverage ``cov`` (both already selected) into the selected rows."""
+        part = view.index_select(0, self.idx)
+        part.lerp_(color, cov.unsqueeze(1))
+        view.index_copy_(0, self.idx, part)
+
+
 def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail_seed: int | None) -> Tensor:
     """Render one chunk of images, all tensors on one device.
 
@@ -224,7 +246,7 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
         detail_seed: seed of the stochastic detail, or None to render without it.
 
     Returns:
-        ``[N, 3, resolution, resolution]`` float32, nominally in [-1, 1].
+        ``[N, 3, resolution, resolution]`` float32 in [-1, 1].
     """
     res = resolution
     n = index.shape[0]
@@ -244,59 +266,69 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     shade = 1.0 + p["grad"] * x - 0.12 * y
     if detail:
         speck = _noise_grid(detail_seed, 1, index, 40) - 0.5
-        shade = (
-            shade + 0.07 * F.interpolate(speck, size=(res, res), mode="bilinear", align_corners=False)[:, 0]
-        )
+        speck = F.interpolate(speck, size=(res, res), mode="bilinear", align_corners=False)[:, 0]
+        shade = speck.mul_(0.07).add_(shade)
     img = p["bg"] * shade.unsqueeze(1)
 
     # --- head window frames ---------------------------------------------------------------------------
     hw = _Frame(res, _HEAD_WINDOW, dev)
     head_view = hw.crop(img)
     hx, hy = hw.head(p)
-    fxh = _Frame.face(hx, p)
     # Hair shading: a highlight band across the crown plus (detail) wavy strands.
-    hshade = 1.0 + 0.2 * (1 - ((hy + 0.6 * b) * 5).abs()).clamp_(min=0)
+    hshade = (1 - ((hy + 0.6 * b) * 5).abs_()).clamp_(min=0).mul_(0.2).add_(1.0)
     if detail:
         freq, ph = rnd(2, 70.0, 120.0), rnd(3, 0.0, 6.28)
-        hshade = hshade + 0.07 * torch.sin(freq * (hx + 0.03 * torch.sin(7 * hy + ph)) + ph)
+        wave = torch.sin(7 * hy + ph).mul_(0.03).add_(hx).mul_(freq).add_(ph)
+        hshade = torch.sin(wave).mul_(0.07).add_(hshade)
     hair_px = p["hair"] * hshade.unsqueeze(1)
 
     # Long hair falls behind the head and shoulders; a bun sits on the crown. Both go behind everything.
-    d_long = (torch.sqrt((hx / (a + 0.13)) ** 2 + ((hy - 0.25 * b) / (1.22 * b)) ** 2) - 1) * (a + 0.13)
-    d_long = torch.maximum(d_long, hy - 1.3 * b)
-    d_bun = _circ(hx, hy + b + 0.07, 0.16)
-    back = torch.maximum(_cov(d_long, k) * p["long"], _cov(d_bun, k) * p["bun"])
-    _lerp_(head_view, hair_px * 0.78, back)
+    rows = _Rows((p["long"] + p["bun"]) > 0)
+    if not rows.empty:
+        sx, sy, sa, sb, sk = rows(hx), rows(hy), rows(a), rows(b), rows(k)
+        d_long = (torch.sqrt((sx / (sa + 0.13)) ** 2 + ((sy - 0.25 * sb) / (1.22 * sb)) ** 2) - 1) * (
+            sa + 0.13
+        )
+        d_long = torch.maximum(d_long, sy - 1.3 * sb)
+        d_bun = _circ(sx, sy + sb + 0.07, 0.16)
+        back = torch.maximum(_cov(d_long, sk) * rows(p["long"]), _cov(d_bun, sk) * rows(p["bun"]))
+        rows.lerp_(head_view, rows(hair_px) * 0.78, back)
 
     # --- neck and shirt (image frame: the body does not roll with the head) ------------------------------
     xn = x - p["cx"]
     d_neck = torch.maximum(xn.abs() - 0.17 * k / (res / 2.0), (p["cy"] + 0.3) - y)
     _lerp_(img, p["skin_dark"], _cov(d_neck, res / 2.0))
     d_shirt = torch.sqrt((xn * 0.78) ** 2 + (y - 1.22) ** 2) - 0.62
-    d_collar = torch.sqrt(xn * xn + (y - 0.66) ** 2) - 0.16
+    d_collar = torch.sqrt(xn * xn + (y - 0.66) ** 2) - 0.15 * k / (res / 2.0)  # inside the neck
     _lerp_(img, p["shirt"], _cov(torch.maximum(d_shirt, -d_collar), res / 2.0))
 
     # --- ears and head ---------------------------------------------------------------------------------
-    # One evaluation for both ears through |hx|; the far ear hides and the near ear shows more with yaw.
-    ysin_abs = p["ysin"].abs()
-    near = (hx * p["ysin"]) < 0
-    ear_w = torch.where(near, 0.075 * (1 + 0.5 * ysin_abs), 0.075 * (1 - 1.1 * ysin_abs).clamp(min=0.01))
-    d_ear = _ellipse(hx.abs() - (a - 0.005), hy - 0.02 * b, ear_w, 0.11, thin=True)
+    # One evaluation for both ears through |hx|: as the head turns, the near ear widens and the far ear
+    # slides behind the head.
+    ysin, ysin_abs = p["ysin"], p["ysin"].abs()
+    near = (hx * ysin) < 0
+    ear_w = torch.where(near, 0.075 + 0.04 * ysin_abs, 0.075 - 0.03 * ysin_abs)
+    ear_x = torch.where(near, a - 0.005, a - 0.005 - 0.12 * ysin_abs)
+    eu = (hx.abs() - ear_x).div_(ear_w)
+    ev = (hy - 0.02 * b) / 0.11
+    d_ear = torch.sqrt(eu.mul_(eu).add_(ev.mul_(ev))).sub_(1).mul_(0.05)
     _lerp_(head_view, p["skin_dark"] * 1.1, _cov(d_ear, k))
 
     # Head outline: an ellipse whose lower half tapers to the jaw; the chin follows the yaw and the far side
     # of the face is narrower.
-    t = (hy / b).clamp(0, 1)
-    u = (hx - (0.42 * a * p["ysin"]) * t) / (a * (1 - p["taper"] * t * t))
-    u = u * (1 + 0.16 * p["ysin"] * u)
+    t = (hy / b).clamp_(0, 1)
+    u = (hx - (0.42 * a * ysin) * t).div_((1 - p["taper"] * t * t).mul_(a))
+    u = u.mul_(u * (0.16 * ysin) + 1)
     v = hy / b
     r2 = u * u + v * v
-    d_head = (torch.sqrt(r2) - 1) * a
+    d_head = torch.sqrt(r2).sub_(1).mul_(a)
     skin_shade = 1.08 - 0.16 * r2 + 0.05 * u
     if detail:
         blotch = _noise_grid(detail_seed, 4, index, 6) - 0.5
         blotch = F.interpolate(blotch, size=(res, res), mode="bilinear", align_corners=False)
-        skin_shade = skin_shade + 0.08 * hw.crop(blotch)[:, 0]  # full-frame field: windows change nothing
+        skin_shade = (
+            hw.crop(blotch)[:, 0].mul(0.08).add_(skin_shade)
+        )  # full-frame field: windows change nothing
     _lerp_(head_view, p["skin"] * skin_shade.unsqueeze(1), _cov(d_head, k))
 
     # --- face window frames; freckles go on the skin before beard and hair ------------------------------
@@ -306,45 +338,68 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     fx = _Frame.face(hxf, p)
     afx = fx.abs()
     if detail:
-        # Sparse dots on a lattice attached to the face (so they turn with it), only on the cheeks/nose.
-        g = 32
-        c = (torch.arange(g, device=dev, dtype=torch.float32) + 0.5) / g - 0.5  # cell centres, face units
-        cheek = (
-            (c.view(-1, 1) > -0.02) & (c.view(-1, 1) < 0.16) & (c.abs() > 0.04) & (c.abs() < 0.3)
-        ).float()
-        density = rnd(5, -0.25, 0.3).view(n, 1, 1, 1)
-        dots = (_noise_grid(detail_seed, 6, index, g) < density).float() * cheek
-        grid = torch.stack((fx * 2, fy * 2), dim=-1)
-        fr = F.grid_sample(dots, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
-        _lerp_(face_view, p["skin_dark"] * 0.8, ((fr - 0.55) * 3.0).clamp_(0, 0.6))
+        # Sparse dots on a lattice attached to the face (so they turn with it), only on the cheeks and nose.
+        density = rnd(5, -0.25, 0.3)
+        rows = _Rows(density > 0.01)
+        if not rows.empty:
+            g = 32
+            c = (torch.arange(g, device=dev, dtype=torch.float32) + 0.5) / g - 0.5  # cell centres, face units
+            cy, cx = c.view(-1, 1), c.abs()
+            cheek = ((cy > -0.02) & (cy < 0.16) & (cx > 0.04) & (cx < 0.3)).float()
+            dots = (_noise_grid(detail_seed, 6, rows(index), g) < rows(density).unsqueeze(1)).float() * cheek
+            sx, sy = rows(fx), rows(fy)
+            on = F.grid_sample(
+                dots, torch.stack((sx * 2, sy * 2), dim=-1), mode="nearest", align_corners=False
+            )
+            # Round dots: distance to the centre of the pixel's lattice cell.
+            cu = (sx * g).frac_().abs_().sub_(0.5)
+            cv = (sy * g).frac_().abs_().sub_(0.5)
+            d_dot = torch.sqrt(cu.mul_(cu).add_(cv.mul_(cv))).sub_(0.22).mul_(1.0 / g)
+            rows.lerp_(face_view, rows(p["skin_dark"]) * 0.8, _cov(d_dot, rows(k)).mul_(on[:, 0]).mul_(0.5))
 
     # --- beard, hair cap, stray hairs ----------------------------------------------------------------------
-    # Beard: the lower face below a line rising to the sideburns, reaching a little past the jaw.
-    d_beard = torch.maximum(d_head - 0.035 * t, (0.30 * b - 0.27 * b * (fxh / a) ** 2) - hy)
-    _lerp_(head_view, hair_px * 0.85, _cov(d_beard, k) * p["beard"])
-    # Hair cap: a grown head ellipse above a hairline that dips to the temples (with a fringe wave).
-    gx, gy = a + p["grow_x"], b + p["grow_y"]
-    d_out = (torch.sqrt((hx / gx) ** 2 + ((hy + 0.5 * p["grow_y"]) / gy) ** 2) - 1) * a
-    hl = p["hairline"] * b + 0.42 * b * (fxh / a) ** 2 + p["fringe"] * torch.sin(fxh * 30)
-    _lerp_(head_view, hair_px, _cov(torch.maximum(d_out, hy - hl), k) * p["has_hair"])
-    if detail:
-        # Two thin arcs near the hair outline, at random places along it.
-        for s in range(2):
-            r = gy * rnd(10 + 3 * s, 0.95, 1.04)
-            x0 = rnd(11 + 3 * s, -0.35, 0.35)
-            ring = (_circ(hx, hy + 0.1 * b, r)).abs() - 0.004
-            d_stray = torch.maximum(ring, (hx - x0).abs() - 0.12)
-            on = p["has_hair"] * (rnd(12 + 3 * s) < 0.7).float()
-            _lerp_(head_view, hair_px, _cov(d_stray, k) * on)
-
+    # Hairline and beard line stop at the sides of the face (|fx| = a), or the squeezed far side of a turned
+    # head would pull them down over the cheek.
+    fxh = _Frame.face(hx, p)
+    side2 = (fxh / a).clamp_(-1, 1).square_()
+    rows = _Rows(p["beard"] > 0)
+    if not rows.empty:
+        # The lower face below a line rising to the sideburns, reaching a little past the jaw.
+        sb = rows(b)
+        d_beard = torch.maximum(
+            rows(d_head) - 0.035 * rows(t), (0.36 * sb - 0.30 * sb * rows(side2)) - rows(hy)
+        )
+        rows.lerp_(head_view, rows(hair_px) * 0.85, _cov(d_beard, rows(k)))
+    rows = _Rows(p["has_hair"] > 0)
+    if not rows.empty:
+        # A grown head ellipse above a hairline that dips to the temples (with a fringe wave).
+        sx, sy, sa, sb = rows(hx), rows(hy), rows(a), rows(b)
+        grow_y = rows(p["grow_y"])
+        gx, gy = sa + rows(p["grow_x"]), sb + grow_y
+        d_out = torch.sqrt((sx / gx) ** 2 + ((sy + 0.5 * grow_y) / gy) ** 2).sub_(1).mul_(sa)
+        hl = (
+            rows(p["hairline"]) * sb + 0.42 * sb * rows(side2) + rows(p["fringe"]) * torch.sin(rows(fxh) * 30)
+        )
+        rows.lerp_(head_view, rows(hair_px), _cov(torch.maximum(d_out, sy - hl), rows(k)))
+        if detail:
+            # Stray hairs: two short strokes following the hair outline just outside it, at random places.
+            strays = []
+            for i in range(2):
+                gap = rows(rnd(10 + 3 * i, 0.005, 0.03))
+                x0 = rows(rnd(11 + 3 * i, -0.35, 0.35))
+                on = rows((rnd(12 + 3 * i) < 0.7).float())
+                ring = (d_out - gap).abs_().sub_(0.004)
+                span = (sx - x0).abs_().sub_(0.1 + 0.1 * on)  # "off" strokes keep a zero-length span
+                strays.append(torch.maximum(torch.maximum(ring, span), sy + 0.3 * sb).add_((1 - on) * 1e3))
+            rows.lerp_(head_view, rows(hair_px), _cov(torch.minimum(*strays), rows(k)))
     # --- brows, eyes, nose, mouth, moustache, glasses (face frame) ----------------------------------------
     eye_x, eye_y = 0.40 * a, -0.12 * b
     # Eyebrows: tapered arcs; raise lifts and arches them, tilt moves the inner ends.
-    bx = (afx - eye_x) / 0.10
+    bx = (afx - eye_x).div_(0.10)
     raise_ = p["brow_raise"]
-    yc = (eye_y - 0.09 - 0.035 * raise_) + (0.025 + 0.02 * raise_.clamp(min=0)) * bx * bx
-    yc = yc - 0.025 * p["brow_tilt"] * bx
-    d_brow = torch.maximum((fy - yc).abs() - (0.016 - 0.006 * bx), (bx.abs() - 1) * 0.1)
+    arch = 0.025 + 0.02 * raise_.clamp(min=0)
+    yc = (arch * bx - 0.025 * p["brow_tilt"]).mul_(bx).add_(eye_y - 0.09 - 0.035 * raise_)
+    d_brow = torch.maximum((fy - yc).abs_().sub_(0.016).add_(0.006 * bx), (bx.abs() - 1).mul_(0.1))
     _lerp_(face_view, p["brow"], _cov(d_brow, k))
 
     # Eyes: the opening's height comes from eye_open; iris and pupil are clipped by it; a lash line rims
@@ -354,49 +409,61 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     d_eye = _ellipse(ex, ey, 0.09, p["eye_h"], thin=True)
     sclera = _cov(d_eye, k)
     _lerp_(face_view, _rgb(0.96, 0.95, 0.93, dev), sclera)
-    ix = ex + torch.sign(fx) * (0.035 * p["ysin"])
-    d_iris = torch.sqrt(ix * ix + ey * ey) - 0.044
+    ix = torch.sign(fx).mul_(0.035 * ysin).add_(ex)
+    d_iris = torch.sqrt(ix.mul_(ix).add_(ey * ey)).sub_(0.044)
     _lerp_(face_view, p["iris"], torch.minimum(_cov(d_iris, k), sclera))
-    _lerp_(face_view, _rgb(0.04, 0.03, 0.03, dev), torch.minimum(_cov(d_iris + 0.025, k), sclera))
-    lash = _cov(d_eye.abs() - 0.0065, k) * (ey < 0.35 * p["eye_h"])
+    _lerp_(face_view, _rgb(0.04, 0.03, 0.03, dev), torch.minimum(_cov(d_iris.add_(0.025), k), sclera))
+    lash = _cov(d_eye.abs_().sub_(0.0065), k).mul_(ey < 0.35 * p["eye_h"])
     _lerp_(face_view, _rgb(0.10, 0.06, 0.05, dev), lash)
 
     # Nose: protrudes, so it moves further with yaw than the eyes; soft shaded ball, ridge and nostrils.
     ns = p["nose"]
-    nx = fx - 0.10 * p["ysin"]
+    nx = fx - 0.10 * ysin
     ny = fy - 0.20 * b
-    ball = _cov(_ellipse(nx, ny, 0.05 * ns, 0.035 * ns), k * 0.35)
-    ridge = _cov(_ellipse(nx - 0.03 * ns, fy + 0.01, 0.015, 0.16 * b), k * 0.3)
-    _lerp_(face_view, p["skin_dark"], torch.maximum(ball, ridge) * 0.55)
-    d_nostril = _ellipse(nx.abs() - 0.025 * ns, ny - 0.012 * ns, 0.011 * ns, 0.006 * ns)
+    # Shading edges are soft over a fixed width in head units (not pixels), so the look holds at every size.
+    soft = k.clamp(max=20.0)
+    d_ball = torch.sqrt((nx / (0.05 * ns)) ** 2 + (ny / (0.035 * ns)) ** 2).sub_(1).mul_(0.035 * ns)
+    ridge = _cov(_ellipse(nx - 0.03 * ns, fy + 0.01, 0.015, 0.16 * b, thin=True), soft)
+    _lerp_(face_view, p["skin_dark"], torch.maximum(_cov(d_ball, soft), ridge).mul_(0.55))
+    nu = (nx.abs() - 0.025 * ns) / (0.011 * ns)
+    nv = (ny - 0.012 * ns) / (0.006 * ns)
+    d_nostril = torch.sqrt(nu.mul_(nu).add_(nv.mul_(nv))).sub_(1).mul_(0.006 * ns)
     _lerp_(face_view, p["skin_dark"] * 0.55, _cov(d_nostril, k))
 
     # Mouth: a curve whose corners rise with smile; mouth_open parts the lips to show teeth.
-    mx = (fx - 0.05 * p["ysin"]) / 0.14
+    mx = (fx - 0.05 * ysin).div_(0.14)
     m2 = mx * mx
-    w1 = (1 - m2).clamp(min=0)
-    my = fy - (0.45 * b) + p["smile"] * 0.07 * (m2 - 0.3)
-    oh = p["open"] ** 1.5 * 0.055 * w1 + 0.0045
+    w1 = (1 - m2).clamp_(min=0)
+    my = (m2 - 0.3).mul_(p["smile"] * 0.07).add_(fy).sub_(0.45 * b)
+    oh = (p["open"] ** 1.5 * 0.055) * w1 + 0.0045
     amy = my.abs()
-    side = (mx.abs() - 1) * 0.14
+    side = mx.abs_().sub_(1).mul_(0.14)
     d_lips = torch.maximum(amy - oh - (0.02 * w1 + 0.004), side - 0.006)
     _lerp_(face_view, p["lip"], _cov(d_lips, k))
-    d_must = _ellipse(fx - 0.02 * p["ysin"], fy - 0.45 * b + 0.05, 0.135, 0.025 + 0.008 * w1)
-    _lerp_(face_view, p["hair"] * 0.9, _cov(d_must, k) * p["moustache"])
+    rows = _Rows(p["moustache"] > 0)
+    if not rows.empty:
+        # Over the upper lip, drooping towards the mouth corners.
+        must_y = rows(fy) - rows(0.45 * b - 0.048) - 0.03 * rows(m2)
+        d_must = _ellipse(rows(fx) - rows(0.05 * ysin), must_y, 0.14, 0.018 + 0.01 * rows(w1))
+        rows.lerp_(face_view, rows(p["hair"]) * 0.9, _cov(d_must, rows(k)))
     d_in = torch.maximum(amy - oh, side)
     _lerp_(face_view, _rgb(0.30, 0.05, 0.07, dev), _cov(d_in, k))
-    d_teeth = torch.maximum(d_in, my + 0.35 * oh)
-    _lerp_(face_view, _rgb(0.95, 0.94, 0.88, dev), _cov(d_teeth, k) * (p["open"] > 0.2))
+    d_teeth = torch.maximum(d_in, my.add_(0.35 * oh))
+    _lerp_(face_view, _rgb(0.95, 0.94, 0.88, dev), _cov(d_teeth, k).mul_(p["open"] > 0.2))
 
     # Glasses: two rims (one evaluation through |fx|), bridge and temple arms; faint lens reflection.
-    gx = afx - eye_x
-    gy = fy - eye_y - 0.005
-    d_lens = (torch.sqrt((gx / 0.125) ** 2 + (gy / 0.09) ** 2) - 1) * 0.09
-    d_rim = d_lens.abs() - 0.011
-    d_bridge = torch.maximum(afx - (eye_x - 0.11), (gy + 0.025).abs() - 0.009)
-    d_arm = torch.maximum(torch.maximum(eye_x + 0.11 - afx, hxf.abs() - 0.96 * a), (gy + 0.035).abs() - 0.008)
-    frame = _cov(torch.minimum(torch.minimum(d_rim, d_bridge), d_arm), k) * p["glasses"]
-    _lerp_(face_view, _rgb(0.85, 0.92, 1.0, dev), _cov(d_lens, k) * (0.12 * p["glasses"]))
-    _lerp_(face_view, p["frame"], frame)
+    rows = _Rows(p["glasses"] > 0)
+    if not rows.empty:
+        sfx, sk, seye_x = rows(afx), rows(k), rows(eye_x)
+        gx = sfx - seye_x
+        gy = rows(fy) - rows(eye_y + 0.005)
+        d_lens = torch.sqrt((gx / 0.125) ** 2 + (gy / 0.09) ** 2).sub_(1).mul_(0.09)
+        d_rim = d_lens.abs() - 0.011
+        d_bridge = torch.maximum(sfx - (seye_x - 0.11), (gy + 0.025).abs_().sub_(0.009))
+        d_arm = torch.maximum(seye_x + 0.11 - sfx, rows(hxf).abs() - rows(0.96 * a))
+        d_arm = torch.maximum(d_arm, (gy + 0.035).abs_().sub_(0.008))
+        frame = _cov(torch.minimum(torch.minimum(d_rim, d_bridge), d_arm), sk)
+        rows.lerp_(face_view, _rgb(0.85, 0.92, 1.0, dev), _cov(d_lens, sk).mul_(0.12))
+        rows.lerp_(face_view, rows(p["frame"]), frame)
 
-    return (img * p["tint"] - 1.0).clamp_(-1, 1)
+    return img.mul_(p["tint"]).sub_(1.0).clamp_(-1, 1)
