@@ -62,7 +62,7 @@ def main() -> None:
         contact_sheet(rows=8, cols=8, resolution=128, seed=0).save(out / "synthfaces-grid.png", optimize=True)
         factor_sweep_sheet(cols=8, resolution=96).save(out / "synthfaces-factors.png", optimize=True)
 
-    for name in args.devices.split(","):
+    for name in filter(None, args.devices.split(",")):  # --devices "" only writes the sheets
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             continue

@@ -426,8 +426,9 @@ def factor_sweep_sheet(*, cols: int = 8, resolution: int = 96, label_width: int 
     Returns:
         RGB image with the factor names in a left margin.
     """
+    order = [name for names in FACTOR_GROUPS.values() for name in names]
     tiles = []
-    for name in FACTORS:
+    for name in order:
         f = neutral_factors(cols)
         if name in _CONTINUOUS_RANGES:
             lo, hi = _CONTINUOUS_RANGES[name]
@@ -445,7 +446,7 @@ def factor_sweep_sheet(*, cols: int = 8, resolution: int = 96, label_width: int 
     sheet.paste(Image.fromarray(grid), (label_width, 0))
     draw = ImageDraw.Draw(sheet)
     group = {name: g for g, names in FACTOR_GROUPS.items() for name in names}
-    for i, name in enumerate(FACTORS):
+    for i, name in enumerate(order):
         draw.text((6, i * resolution + resolution // 2 - 12), name, fill=(0, 0, 0))
         draw.text((6, i * resolution + resolution // 2 + 2), f"({group[name]})", fill=(110, 110, 110))
     return sheet
