@@ -31,6 +31,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,10 @@ def _to_uint8(images: Tensor) -> Tensor:
     return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
+def _save_png(pixels: Any, path: Path) -> None:
+    Image.fromarray(pixels).save(path, compress_level=6)
+
+
 def export(
     dst: str | os.PathLike,
     *,
@@ -326,6 +331,7 @@ def export(
     labels: list[Tensor] = []
     factors: dict[str, list[Tensor]] = {name: [] for name in FACTORS}
     done = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
     try:
         while done < n:
             if should_stop is not None and should_stop():
@@ -334,10 +340,10 @@ def export(
                         "attributes": {}, "seconds": round(time.perf_counter() - t0, 3), "stopped": True}  # fmt: skip
             m = min(batch_size, n - done)
             images, f = ds.batch(done, m, device)
-            for j, pixels in enumerate(_to_uint8(images).numpy()):
-                name = f"{done + j:08d}.png"
-                Image.fromarray(pixels).save(partial / name, compress_level=6)
-                names.append(f"images/{name}")
+            batch_names = [f"{done + j:08d}.png" for j in range(m)]
+            # PNG encoding dominates an export; zlib releases the GIL, so threads overlap it.
+            list(pool.map(_save_png, _to_uint8(images).numpy(), [partial / nm for nm in batch_names]))
+            names += [f"images/{nm}" for nm in batch_names]
             labels.append(attribute_matrix(f).cpu().to(torch.int64))
             for name in FACTORS:
                 factors[name].append(f[name].cpu())
@@ -347,6 +353,8 @@ def export(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        pool.shutdown()
 
     label_rows = torch.cat(labels).tolist()
     factor_lists = {}
