@@ -83,7 +83,7 @@ def _synthfaces_source(res, batch, device, seed, rank, world, start_nimg, cond) 
         from core.data.synthfaces import SynthFaces
     except ImportError as e:  # pragma: no cover - depends on the other module being present
         raise InputError(f"SynthFaces is not available in this installation ({e})") from None
-    ds = SynthFaces(resolution=res, seed=seed, length=2**31 - 1)
+    ds = SynthFaces(resolution=res, seed=seed, length=None)
     label_dim = 0
     attribute_matrix = None
     if cond:
