@@ -43,20 +43,22 @@ def upfirdn2d(
         ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
     """
     n, c, h, w = x.shape
+    # Fold channels into the batch and filter with ONE single-channel convolution: identical to a depthwise
+    # (groups=C) conv, but its first and second derivatives (R1, path length) run as one kernel instead of
+    # one launch per channel group.
+    x = x.reshape(n * c, 1, h, w)
     if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
+        x = x.reshape(n * c, 1, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
+        x = x.reshape(n * c, 1, h * up, w * up)
     p0, p1 = pad
     x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    # Convolution (not correlation): flip the kernel. Depthwise, one filter per channel.
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+    # Convolution (not correlation): flip the kernel. Striding equals filtering then dropping pixels.
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
+    x = F.conv2d(x, weight, stride=down)
+    return x.reshape(n, c, x.shape[2], x.shape[3])
 
 
 class Blur(nn.Module):
