@@ -103,7 +103,7 @@ def _check_resolution(resolution: int) -> None:
 def _default_chunk(device: torch.device, resolution: int) -> int:
     # CPU: small chunks keep the ~40 live [N, H, W] temporaries inside the caches. GPU: big enough to fill
     # the device, bounded so that 256 px stays around 2 GB of temporaries.
-    base = 8 if device.type == "cpu" else 2048
+    base = 16 if device.type == "cpu" else 2048
     return max(1, int(base * (128 / resolution) ** 2))
 
 
