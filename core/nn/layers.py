@@ -28,8 +28,36 @@ def make_kernel(taps: Sequence[float]) -> Tensor:
     return k / k.sum()
 
 
+def separable_taps(taps: Sequence[float], gain: float = 1.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Vertical and horizontal taps (Python floats) of ``make_kernel(taps) * gain`` for a 1-D ``taps``."""
+    total = float(sum(taps))
+    row = tuple(float(t) / total for t in taps)
+    return tuple(t * gain for t in row), row
+
+
+def _fir(x: Tensor, taps: tuple[float, ...], dim: int, down: int) -> Tensor:
+    # out[i] = sum_j taps[::-1][j] * x[i*down + j]: a true convolution written as shifted multiply-adds. Pure
+    # elementwise work: cheap first and second derivatives (R1, path length) on every device.
+    flipped = taps[::-1]
+    n_out = (x.shape[dim] - len(taps)) // down + 1
+    span = (n_out - 1) * down + 1
+    acc = None
+    for j, t in enumerate(flipped):
+        part = x.narrow(dim, j, span)
+        if down > 1:
+            part = part[:, :, ::down] if dim == 2 else part[:, :, :, ::down]
+        acc = part * t if acc is None else acc + part * t
+    return acc
+
+
 def upfirdn2d(
-    x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+    x: Tensor,
+    kernel: Tensor,
+    *,
+    up: int = 1,
+    down: int = 1,
+    pad: tuple[int, int] = (0, 0),
+    taps: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Tensor:
     """Upsample by zero insertion, pad, filter with ``kernel`` (true convolution), downsample by striding.
 
@@ -38,26 +66,28 @@ def upfirdn2d(
         kernel: ``[kh, kw]`` FIR filter.
         up, down: integer factors (same on both axes).
         pad: ``(before, after)`` padding applied on both axes after upsampling; negative values crop.
+        taps: the kernel's separable (vertical, horizontal) taps when known; then the filter runs as
+            elementwise multiply-adds instead of a convolution.
 
     Returns:
         ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
     """
     n, c, h, w = x.shape
-    # Fold channels into the batch and filter with ONE single-channel convolution: identical to a depthwise
-    # (groups=C) conv, but its first and second derivatives (R1, path length) run as one kernel instead of
-    # one launch per channel group.
-    x = x.reshape(n * c, 1, h, w)
     if up > 1:
-        x = x.reshape(n * c, 1, h, 1, w, 1)
+        x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n * c, 1, h * up, w * up)
+        x = x.reshape(n, c, h * up, w * up)
     p0, p1 = pad
     x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    # Convolution (not correlation): flip the kernel. Striding equals filtering then dropping pixels.
+    if taps is not None:
+        return _fir(_fir(x, taps[0], 2, down), taps[1], 3, down)
+    # General kernel: fold channels into the batch and run ONE single-channel convolution (a depthwise conv
+    # with groups=C would differentiate twice one group at a time).
+    hp, wp = x.shape[2], x.shape[3]
     weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
-    x = F.conv2d(x, weight, stride=down)
+    x = F.conv2d(x.reshape(n * c, 1, hp, wp), weight, stride=down)
     return x.reshape(n, c, x.shape[2], x.shape[3])
 
 
@@ -70,10 +100,11 @@ class Blur(nn.Module):
         if upsample_factor > 1:
             k = k * upsample_factor**2
         self.register_buffer("kernel", k)
+        self.taps = separable_taps(kernel, upsample_factor**2) if len(kernel) == k.shape[0] else None
         self.pad = pad
 
     def forward(self, x: Tensor) -> Tensor:
-        return upfirdn2d(x, self.kernel, pad=self.pad)
+        return upfirdn2d(x, self.kernel, pad=self.pad, taps=self.taps)
 
 
 class Upsample(nn.Module):
@@ -83,11 +114,12 @@ class Upsample(nn.Module):
         super().__init__()
         self.factor = factor
         self.register_buffer("kernel", make_kernel(kernel) * factor**2)
+        self.taps = separable_taps(kernel, factor**2)
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad, taps=self.taps)
 
 
 class Downsample(nn.Module):
@@ -97,11 +129,12 @@ class Downsample(nn.Module):
         super().__init__()
         self.factor = factor
         self.register_buffer("kernel", make_kernel(kernel))
+        self.taps = separable_taps(kernel)
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2, p // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
+        return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad, taps=self.taps)
 
 
 def fused_leaky_relu(
