@@ -199,7 +199,8 @@ def sample_factors(
 
     Returns:
         ``{factor: Tensor [n]}`` in the order of ``FACTORS``: float32 for ``CONTINUOUS_FACTORS`` (uniform on
-        their range), int64 category indices for ``CATEGORICAL_FACTORS``.
+        their range minus the ``ATTRIBUTE_GAP`` bands around attribute thresholds), int64 category indices
+        for ``CATEGORICAL_FACTORS``.
 
     Raises:
         ValueError: if ``n``, ``seed`` or ``start`` is negative.
