@@ -19,6 +19,7 @@ they are visible (the card says so).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import torch
@@ -235,6 +236,7 @@ def train_classifier(
         n_new = max(1, round(refresh * batch))
     losses: list[float] = []
     done = 0
+    t0 = time.perf_counter()
     for step in range(steps):
         if should_stop is not None and should_stop():
             break
@@ -261,6 +263,7 @@ def train_classifier(
         if progress is not None:
             progress(done, steps)
     model.eval().requires_grad_(False)
+    train_seconds = time.perf_counter() - t0  # reported only; nothing depends on it
     tail = losses[-50:]
     report: dict = {
         "config": cfg.to_dict(),
@@ -272,6 +275,10 @@ def train_classifier(
         "device": str(device),
         "images_rendered": cursor,
         "final_loss": sum(tail) / max(len(tail), 1),
+        "train_seconds": round(train_seconds, 1),
+        "loss_curve": [
+            round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 4) for i in range(0, done, 100)
+        ],
     }
     if eval_n:
         held_out = HELD_OUT_SEED_OFFSET + seed
