@@ -6,6 +6,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
 case "${1:-status}" in
 start)
+    pkill -f "core.training" ; sleep 2; rm -rf $R
     mkdir -p $R
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python - <<'PY'
@@ -13,7 +14,7 @@ from pathlib import Path
 from core.training.config import TrainConfig
 for arch in ("stylegan2", "stylegan1"):
     cfg = TrainConfig(
-        data="synthfaces", res=128, kimg=20000, batch=64, arch=arch,
+        data="synthfaces", res=128, kimg=20000, batch=256, arch=arch,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=250, sample_kimg=250, keep_last=2, precision="bf16",
         compile=False, seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},

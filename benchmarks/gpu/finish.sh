@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Device-machine script: stop the default-model runs (SIGTERM saves + exports), convert G_ema to fp16 for
+# transport, copy compact results to $OUT, then run the GPU benchmarks.
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+R=/tmp/runs
+pkill -TERM -f "core.training"
+for i in $(seq 60); do pgrep -f "core.training" >/dev/null || break; sleep 1; done
+python - <<'PY'
+import json, os, shutil
+from pathlib import Path
+import torch
+from core.checkpoints.native import load_native, save_generator
+out = Path(os.environ["OUT"])
+for arch in ("stylegan2", "stylegan1"):
+    run = Path("/tmp/runs") / arch
+    nets = sorted(run.glob("network-*.safetensors"))
+    st = json.loads((run / "status.json").read_text())
+    print(arch, st["state"], st["kimg"], st.get("img_per_s"), [n.name for n in nets][-1:])
+    if nets:
+        G = load_native(nets[-1])
+        save_generator(G, out / f"{arch}.safetensors", dtype=torch.float16,
+                       metadata={"kimg": st["kimg"], "dataset": "synthfaces", "trained_on": torch.cuda.get_device_name()})
+    samples = sorted((run / "samples").glob("fakes-*.png"))
+    if samples:
+        shutil.copy(samples[-1], out / f"{arch}-fakes-last.png")
+    shutil.copy(run / "metrics.jsonl", out / f"{arch}-metrics.jsonl")
+PY
+ls -la $OUT
+python benchmarks/render.py --suite gpu --iters 30 2>&1 | tee $OUT/bench-render.jsonl
