@@ -175,10 +175,11 @@ def test_shipped_classifier_scores_fixed_batch():
     model = load_classifier(SHIPPED)
     assert model.cfg.attributes == BINARY_ATTRIBUTES and model.cfg.feature_dim >= 128
     ev = evaluate_classifier(model, n=96, seed=123_456, resolution=64)
-    # Floors that the provisional CPU-trained file already clears; the GPU-trained file (CLASSIFIER_CARD.md)
-    # clears them by a wide margin.
+    # Floors that the provisional file (1488 GPU steps) already clears with a margin; CLASSIFIER_CARD.md has the
+    # full held-out numbers.
     mean_acc = sum(ev["accuracy"].values()) / len(ev["accuracy"])
-    assert mean_acc >= 0.8, ev["accuracy"]
+    assert mean_acc >= 0.93, ev["accuracy"]
+    assert min(ev["accuracy"].values()) >= 0.7, ev["accuracy"]
     assert min(ev["accuracy"][a] for a in ("bald", "long_hair", "beard")) >= 0.95, ev["accuracy"]
     easy = ("yaw", "skin_tone", "bg_brightness", "clothes_hue")
-    assert min(ev["r2"][f] for f in easy) >= 0.85, ev["r2"]
+    assert min(ev["r2"][f] for f in easy) >= 0.9, ev["r2"]

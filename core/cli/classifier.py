@@ -38,6 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     t.add_argument("--resolution", type=int, default=128, help="render resolution of training images")
     t.add_argument("--seed", type=int, default=0, help="SynthFaces training stream and init seed")
+    t.add_argument(
+        "--buffer",
+        type=int,
+        default=None,
+        help="replay buffer size (default: 0 = pure on-the-fly on CUDA, 16 x batch on CPU)",
+    )
+    t.add_argument(
+        "--refresh",
+        type=float,
+        default=None,
+        help="fraction of a batch rendered fresh per step when buffering (0.25)",
+    )
     t.add_argument("--eval-n", type=int, default=5000, help="held-out renders for the card (0: skip)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     t.add_argument("--no-card", action="store_true", help="do not write CLASSIFIER_CARD.md")
@@ -96,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
             device=device,
             seed=args.seed,
             eval_n=args.eval_n,
+            buffer_size=args.buffer,
+            refresh=args.refresh,
             progress=progress,
             should_stop=lambda: stop["flag"],
         )

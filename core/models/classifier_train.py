@@ -408,6 +408,11 @@ def classifier_card(report: dict, *, model_file: str = "synthfaces-classifier.sa
         "brightness/contrast/saturation +-2-6%); final loss "
         f"{report['final_loss']:.4f}.",
     ]
+    if report["steps"] < report.get("steps_requested", report["steps"]):
+        lines.append(
+            f"* Stopped early at step {report['steps']} of {report['steps_requested']} (learning rate not yet "
+            "annealed): a provisional model."
+        )
     if not ev:
         lines += ["", "No held-out evaluation was run."]
         return "\n".join(lines) + "\n"
