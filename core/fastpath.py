@@ -48,7 +48,9 @@ class FastSynthesis:
         self.is_cuda = self.device.type == "cuda"
         self.G = copy.deepcopy(G).eval().requires_grad_(False)
         if self.is_cuda and self.options.channels_last:
-            self.G = self.G.to(memory_format=torch.channels_last)
+            for t in [*self.G.parameters(), *self.G.buffers()]:
+                if t.ndim == 4:  # Module.to(memory_format=) refuses the 5-D modulated weights
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
             self.G.memory_format = torch.channels_last
         self._fn = self._eager
         if self.options.compile:
