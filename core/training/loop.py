@@ -602,7 +602,7 @@ class Trainer:
                     if path is not None:
                         status["last_checkpoint"] = path.name
                     next_snapshot = (self.cur_nimg // self._snap_nimg() + 1) * self._snap_nimg()
-                if sample_due or done:
+                if sample_due or done or stopping:  # a stopped run shows where it stopped
                     status["last_sample"] = self._rel(self.save_samples())
                     next_sample = (self.cur_nimg // self._sample_nimg() + 1) * self._sample_nimg()
                 if main:
