@@ -17,6 +17,7 @@ from core.errors import StyleScopeError
 # (subcommand group, module): modules whose register() adds top-level subcommands.
 TOP_LEVEL = (
     "core.cli.generate",
+    "core.cli.explore",
     "core.cli.convert",
     "core.cli.train",
     "core.cli.directions",
