@@ -58,15 +58,19 @@ class ModulatedConv2d(nn.Module):
         """Args: x ``[N, I, H, W]``; w ``[N, w_dim]``; fused: force an evaluation order (None = by batch)."""
         n = x.shape[0]
         styles = self.modulation(w)  # [N, I]
-        weight = self.weight[0] * self.scale  # [O, I, k, k]
         if fused is None:
             fused = n == 1
+        if fused and n == 1:
+            return self._forward_single(x, styles)
+        weight = self.weight[0] * self.scale  # [O, I, k, k]
         if fused:
             return self._forward_fused(x, styles, weight)
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
             x = self.blur(x)
+        elif self.kernel_size == 1:
+            x = conv1x1(x, weight[:, :, 0, 0].to(x.dtype))
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
@@ -78,8 +82,78 @@ class ModulatedConv2d(nn.Module):
         w2 = weight.float().square().sum(dim=[2, 3])  # [O, I]
         return ((styles.float().square()[:, None, :] * w2[None]).sum(dim=2) + 1e-8).rsqrt()  # [N, O]
 
+    def _frozen(self) -> tuple[Tensor, Tensor] | None:
+        """Cached ``(w2, base)`` for a frozen weight on CPU, or None when the weight may train.
+
+        ``w2[o, i] = sum_k (scale * w_oik)^2`` (for demodulation) and ``base`` = ``scale * w`` laid out so its
+        channel axis is innermost: ``[O, k, k, I]`` (conv) or ``[I, k, k, O]`` (transposed conv), which
+        makes both the style multiply and oneDNN's channels_last weight read contiguous. Only used when the
+        weight does not require grad (loaded models are frozen); the key holds the weight's storage address and
+        version counter, so in-place updates (``copy_``, ``load_state_dict``, EMA ``lerp_``) invalidate it.
+        """
+        w = self.weight
+        if w.requires_grad or w.device.type != "cpu":
+            return None
+        key = (w.data_ptr(), w._version, w.dtype)
+        cached = self.__dict__.get("_frozen_cache")
+        if cached is None or cached[0] != key:
+            # Normal tensors even inside inference_mode: a later autograd pass (e.g. optimising w) may save them.
+            with torch.inference_mode(False), torch.no_grad():
+                ws = w[0] * self.scale  # [O, I, k, k]
+                w2 = ws.float().square().sum(dim=[2, 3])
+                base = ws.permute(1, 2, 3, 0) if self.upsample else ws.permute(0, 2, 3, 1)
+                cached = (key, w2, base.contiguous())
+            self.__dict__["_frozen_cache"] = cached  # a plain attribute: never saved, not a buffer
+        return cached[1], cached[2]
+
+    def _forward_single(self, x: Tensor, styles: Tensor) -> Tensor:
+        """Batch 1: fold style and demodulation into one coefficient per (out, in) channel pair.
+
+        ``w''_oik = w_oik * d_o * s_i`` with ``d_o = rsqrt(sum_i s_i^2 sum_k w_oik^2)``: the weight is read once
+        instead of modulated, squared, summed and rescaled. For a frozen weight on CPU it may instead scale the
+        (smaller) activations by ``s`` and ``d`` around the shared, cached weight -- the same sum, reordered.
+        """
+        k = self.kernel_size
+        s = styles[0]
+        frozen = self._frozen()
+        if frozen is None:
+            w2 = (self.weight[0] * self.scale).square().sum(dim=[2, 3])
+        else:
+            w2, base = frozen
+        d = (w2 @ s.float().square() + 1e-8).rsqrt().to(s.dtype) if self.demodulate else None
+        if frozen is None:
+            coef = s[None, :] if d is None else d[:, None] * s[None, :]
+            wgt = (self.weight[0] * (coef * self.scale)[:, :, None, None]).to(x.dtype)  # [O, I, k, k]
+            if k == 1 and not self.upsample:
+                return conv1x1(x, wgt[:, :, 0, 0])
+            if self.upsample:
+                return self.blur(F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2))
+            return F.conv2d(x, wgt, padding=self.padding)
+        h, w_ = x.shape[2], x.shape[3]
+        out_px = h * w_ * (4 if self.upsample else 1)
+        if base.numel() > self.in_ch * h * w_ + self.out_ch * out_px:
+            # Activation scaling: the activations are smaller than the weight (low resolutions).
+            xs = x * s.to(x.dtype)[None, :, None, None]
+            wgt = base.permute(0, 3, 1, 2).to(x.dtype)  # channels_last view of the cached weight
+            if self.upsample:
+                out = self.blur(F.conv_transpose2d(xs, wgt, stride=2))
+            elif k == 1:
+                out = conv1x1(xs, wgt[:, :, 0, 0])
+            else:
+                out = F.conv2d(xs, wgt, padding=self.padding)
+            return out if d is None else out * d.to(out.dtype)[None, :, None, None]
+        coef = s[None, :].expand(self.out_ch, -1) if d is None else d[:, None] * s[None, :]  # [O, I]
+        if self.upsample:
+            wgt = (base * coef.t()[:, None, None, :]).to(x.dtype).permute(0, 3, 1, 2)  # [I, O, k, k]
+            return self.blur(F.conv_transpose2d(x, wgt, stride=2))
+        wgt = (base * coef[:, None, None, :]).to(x.dtype).permute(0, 3, 1, 2)  # [O, I, k, k]
+        if k == 1:
+            return conv1x1(x, wgt[:, :, 0, 0])
+        return F.conv2d(x, wgt, padding=self.padding)
+
     def _forward_fused(self, x: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
         n, _, h, w_ = x.shape
+        k = self.kernel_size
         wgt = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
         if self.demodulate:
             wgt = (
@@ -89,15 +163,14 @@ class ModulatedConv2d(nn.Module):
                 .to(wgt.dtype)[..., None, None, None]
             )
         wgt = wgt.to(x.dtype)
-        k = self.kernel_size
         if self.upsample:
             # Transposed conv wants [in, out, k, k] per group.
             wgt = wgt.transpose(1, 2).reshape(n * self.in_ch, self.out_ch, k, k)
             out = F.conv_transpose2d(x.reshape(1, n * self.in_ch, h, w_), wgt, stride=2, groups=n)
             out = out.reshape(n, self.out_ch, out.shape[2], out.shape[3])
             return self.blur(out)
-        if n == 1:
-            return F.conv2d(x, wgt[0], padding=self.padding)
+        if k == 1:
+            return conv1x1(x, wgt[:, :, :, 0, 0])
         out = F.conv2d(
             x.reshape(1, n * self.in_ch, h, w_),
             wgt.reshape(n * self.out_ch, self.in_ch, k, k),
@@ -105,6 +178,25 @@ class ModulatedConv2d(nn.Module):
             groups=n,
         )
         return out.reshape(n, self.out_ch, h, w_)
+
+
+def conv1x1(x: Tensor, weight: Tensor) -> Tensor:
+    """1x1 convolution as a matrix product (CPU convolutions take a slow path for few output channels).
+
+    Args:
+        x: ``[N, I, H, W]`` (NCHW or channels_last; the output keeps the layout).
+        weight: ``[O, I]`` shared, or ``[N, O, I]`` per sample.
+
+    Returns:
+        ``[N, O, H, W]``.
+    """
+    n, i, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        rows = x.permute(0, 2, 3, 1).reshape(n, h * w, i)  # a view: NHWC is [N, HW, I] row-major
+        out = rows @ weight.transpose(-1, -2)  # [N, HW, O]
+        return out.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+    out = weight @ x.reshape(n, i, h * w)  # [N, O, HW]
+    return out.reshape(n, -1, h, w)
 
 
 class StyledConv(nn.Module):
@@ -210,4 +302,4 @@ class ToRGB(nn.Module):
         return out
 
 
-__all__ = ["SQRT2", "AdaINConv", "ModulatedConv2d", "StyledConv", "ToRGB"]
+__all__ = ["SQRT2", "AdaINConv", "ModulatedConv2d", "StyledConv", "ToRGB", "conv1x1"]
