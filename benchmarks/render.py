@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
+# Sleep, not spin, between OpenMP regions: with 2 threads on 2 cores any other busy process (or the spinning
+# partner itself) otherwise stalls every barrier -- measured 830 ms vs 25 ms per 128 px image at load 4.4.
+# libgomp reads this once when torch loads it, so it must be set before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -55,7 +61,14 @@ def time_fn(fn, ws: torch.Tensor, *, iters: int, warmup: int, cuda: bool) -> lis
 
 def summary(times: list[float]) -> dict:
     q = statistics.quantiles(times, n=10)
-    return {"p50_ms": round(statistics.median(times), 3), "p90_ms": round(q[8], 3), "iters": len(times)}
+    return {
+        "p50_ms": round(statistics.median(times), 3),
+        "p90_ms": round(q[8], 3),
+        "min_ms": round(min(times), 3),
+        "iters": len(times),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }
 
 
 def gpu_suite(args) -> None:
@@ -79,7 +92,9 @@ def gpu_suite(args) -> None:
         ("bf16-graphs", FastOptions(precision="bf16", channels_last=True, cuda_graphs=True)),
     ]
     if args.compile:
-        variants.append(("bf16-compile-graphs", FastOptions(precision="bf16", compile=True, cuda_graphs=True)))
+        variants.append(
+            ("bf16-compile-graphs", FastOptions(precision="bf16", compile=True, cuda_graphs=True))
+        )
     reference = {}
     for label, opts in variants:
         fast = FastSynthesis(G, opts)
@@ -87,9 +102,16 @@ def gpu_suite(args) -> None:
             ws = ws_all[:batch].contiguous()
             t = time_fn(fast, ws, iters=args.iters, warmup=5, cuda=True)
             out = fast(ws)
-            rec = {"bench": "render", "model": "stylegan2-1024-config-f", "variant": label, "batch": batch,
-                   "device": name, **summary(t), "gflop_per_image": round(gflop, 1),
-                   "torch": torch.__version__}
+            rec = {
+                "bench": "render",
+                "model": "stylegan2-1024-config-f",
+                "variant": label,
+                "batch": batch,
+                "device": name,
+                **summary(t),
+                "gflop_per_image": round(gflop, 1),
+                "torch": torch.__version__,
+            }
             if opts.precision == "fp32":
                 reference[batch] = out
             elif batch in reference:
@@ -123,15 +145,29 @@ def cpu_suite(args) -> None:
                 return G.synthesis(w)
 
         t = time_fn(fn, ws, iters=args.iters, warmup=5, cuda=False)
-        print(json.dumps({"bench": "render", "model": label, "variant": "fp32-eager", "batch": batch,
-                          "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
-                          **summary(t), "gflop_per_image": round(gflop, 2), "torch": torch.__version__}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "render",
+                    "model": label,
+                    "variant": "fp32-eager",
+                    "batch": batch,
+                    "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
+                    **summary(t),
+                    "gflop_per_image": round(gflop, 2),
+                    "torch": torch.__version__,
+                }
+            ),
+            flush=True,
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=("gpu", "cpu"), default="gpu" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--model", default=None, help="CPU suite: a model file instead of the random default-size one")
+    p.add_argument(
+        "--model", default=None, help="CPU suite: a model file instead of the random default-size one"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--compile", action="store_true", help="GPU suite: also time torch.compile + CUDA graphs")
