@@ -8,6 +8,7 @@ the model, so concurrent users cannot interleave on the same module even outside
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,12 @@ def configure(device: str = "auto") -> torch.device:
     """Set the device models are loaded on (``auto`` picks CUDA when available). Returns it."""
     global _device
     _device = resolve_device(device)
+    if _device.type == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        # Renders are batch 1 and serialised per model. With libgomp's default spin-waiting, two OpenMP threads on
+        # a 2-core host stall at every barrier whenever anything else runs (Gradio's own threads, PNG encoding,
+        # another job): 284 ms vs 28 ms per 128 px render at load 3.7. One intra-op thread has no barriers.
+        # Launchers that set OMP_WAIT_POLICY=PASSIVE before importing torch keep torch's thread count.
+        torch.set_num_threads(1)
     return _device
 
 
