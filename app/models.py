@@ -50,12 +50,13 @@ def configure(device: str = "auto") -> torch.device:
     """Set the device models are loaded on (``auto`` picks CUDA when available). Returns it."""
     global _device
     _device = resolve_device(device)
-    if _device.type == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        # Renders are batch 1 and serialised per model. With libgomp's default spin-waiting, two OpenMP threads on
-        # a 2-core host stall at every barrier whenever anything else runs (Gradio's own threads, PNG encoding,
-        # another job): 284 ms vs 28 ms per 128 px render at load 3.7. One intra-op thread has no barriers.
-        # Launchers that set OMP_WAIT_POLICY=PASSIVE before importing torch keep torch's thread count.
-        torch.set_num_threads(1)
+    if _device.type == "cpu":
+        # Explorer renders are batch 1 and serialised per model, next to Gradio's own threads. Measured on the
+        # 2-core reference box (128 px default model): 1 intra-op thread renders in 20 ms against 25 ms for 2,
+        # and the /generate round trip drops from +49 ms to +0 ms over the no-op floor (benchmarks/results).
+        # Larger hosts keep a few threads for bigger models.
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(1 if cores <= 2 else min(4, cores // 2))
     return _device
 
 
