@@ -223,7 +223,7 @@ def noise_std_map(
     draws: int = 16,
     seed: int = 0,
     noise_layers: Sequence[bool] | None = None,
-    noise_strength: float = 1.0,
+    noise_strength: float | Sequence[float] = 1.0,
     batch: int = 8,
 ) -> tuple[Tensor, Tensor]:
     """Stochastic variation (StyleGAN Figure 4): mean image and per-pixel std over ``draws`` noise samples.
@@ -234,7 +234,7 @@ def noise_std_map(
         draws: number of noise samples K (2..256).
         seed: seed of the noise draws (a CPU ``torch.Generator``).
         noise_layers: per-input switches (None: all on).
-        noise_strength: scales all noise.
+        noise_strength: scales all noise, or one value per noise input.
 
     Returns:
         ``(mean [1, 3, R, R], std [1, 1, R, R])``: the mean over draws and the per-pixel standard deviation

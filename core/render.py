@@ -58,7 +58,7 @@ class Recipe:
     noise_mode: str = "const"
     noise_layers: list[bool] | None = None
     noise_seed: int | None = None
-    noise_strength: float = 1.0
+    noise_strength: float | list[float] = 1.0
     directions: dict[str, float] = field(default_factory=dict)
     version: int = RECIPE_VERSION
 
@@ -94,7 +94,14 @@ class Recipe:
             self.noise_layers = list(self.noise_layers)
         if self.noise_seed is not None:
             _int_field("noise_seed", self.noise_seed, 0, MAX_SEED)
-        _float_field("noise_strength", self.noise_strength, 0.0, 100.0)
+        if isinstance(self.noise_strength, (list, tuple)):
+            if not self.noise_strength:
+                raise RecipeError("noise_strength: give one number, or one per noise input")
+            for v in self.noise_strength:
+                _float_field("noise_strength", v, 0.0, 100.0)
+            self.noise_strength = [float(v) for v in self.noise_strength]
+        else:
+            _float_field("noise_strength", self.noise_strength, 0.0, 100.0)
         if not isinstance(self.directions, dict):
             raise RecipeError("directions: must be an object {name: strength}")
         for name, strength in self.directions.items():
@@ -226,6 +233,10 @@ def render_tensor(
     if recipe.noise_layers is not None and len(recipe.noise_layers) != G.num_layers:
         raise RecipeError(
             f"noise_layers: this model has {G.num_layers} noise inputs, got {len(recipe.noise_layers)}"
+        )
+    if isinstance(recipe.noise_strength, list) and len(recipe.noise_strength) != G.num_layers:
+        raise RecipeError(
+            f"noise_strength: this model has {G.num_layers} noise inputs, got {len(recipe.noise_strength)} values"
         )
     gen = None
     if recipe.noise_mode == "random":

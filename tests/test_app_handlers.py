@@ -390,3 +390,19 @@ def test_load_into_explorer_uses_latest_network(model, tmp_path):
     (run / "latest.json").write_text(json.dumps({"network": "network-000000064.safetensors"}))
     path, info = train.load_into_explorer(run.name, str(tmp_path / "runs"))
     assert path.endswith("network-000000064.safetensors") and "32 px" in info
+
+
+def test_per_input_noise_strengths(model):
+    from app.tabs import noise
+
+    everything = list(range(7))
+    base, _ = noise.noise("5", 0.7, everything, 1.0, 3, 2, model)
+    same, _ = noise.noise("5", 0.7, everything, 1.0, 3, 2, model, ", ".join(["1"] * 7))
+    quiet, _ = noise.noise("5", 0.7, everything, 1.0, 3, 2, model, ", ".join(["0"] * 7))
+    none, _ = noise.noise("5", 0.7, [], 1.0, 3, 2, model)
+    assert np.array_equal(pixels(base), pixels(same))
+    assert np.array_equal(pixels(quiet), pixels(none))
+    assert json.loads(same.info[PNG_TEXT_KEY])["noise_strength"] == [1.0] * 7
+    for bad in ("1, 2", "a, b"):
+        with pytest.raises(gr.Error):
+            noise.noise("5", 0.7, everything, 1.0, 3, 2, model, bad)

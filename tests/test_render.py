@@ -137,3 +137,21 @@ def test_generate_cli_errors_are_one_line(tmp_path, capsys):
         ["generate", "--model", str(tmp_path / "nope.pt"), "--seeds", "x-y", "--out", str(tmp_path)]
     )
     assert code == 2 and "seeds" in capsys.readouterr().err
+
+
+def test_per_input_noise_strengths(tiny_G):
+    for m in [tiny_G.conv1, *tiny_G.convs]:
+        m.noise.weight.fill_(0.5)
+    base = Recipe(seed=2, noise_mode="random", noise_seed=5)
+    n = tiny_G.num_layers
+    assert torch.equal(
+        render_tensor(tiny_G, base), render_tensor(tiny_G, base.replace(noise_strength=[1.0] * n))
+    )
+    assert torch.equal(
+        render_tensor(tiny_G, base.replace(noise_strength=[0.0] * n)),
+        render_tensor(tiny_G, base.replace(noise_mode="none")),
+    )
+    with pytest.raises(RecipeError, match="noise_strength"):
+        render_tensor(tiny_G, base.replace(noise_strength=[1.0, 2.0]))
+    with pytest.raises(RecipeError, match="noise_strength"):
+        Recipe(noise_strength=[1.0, -3.0])

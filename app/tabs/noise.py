@@ -30,6 +30,7 @@ class NoiseTab:
     preset: gr.Radio
     layers: gr.CheckboxGroup
     strength: gr.Slider
+    strengths: gr.Textbox
     noise_seed: gr.Number
     resample: gr.Button
     draws: gr.Slider
@@ -60,8 +61,12 @@ def noise(
     noise_seed,
     draws: float,
     model: str,
+    strengths: str = "",
 ) -> tuple[Image.Image, Image.Image]:
-    """``/noise``: the image with the chosen noise inputs and seed, and its per-pixel std over K draws."""
+    """``/noise``: the image with the chosen noise inputs and seed, and its per-pixel std over K draws.
+
+    ``strengths`` (optional): one factor per noise input, comma separated, multiplied by ``noise_strength``.
+    """
     require_model(model)
     seed = parse_seed(seed)
     nseed = parse_seed(noise_seed, "noise seed")
@@ -74,6 +79,7 @@ def noise(
         if on and max(on) >= G.num_layers:
             raise gr.Error(f"this model has noise inputs 0..{G.num_layers - 1}", print_exception=False)
         mask = [i in on for i in range(G.num_layers)]
+        strength = per_input_strengths(strengths, G.num_layers, float(noise_strength))
         recipe = model_recipe(
             model,
             seed=seed,
@@ -81,7 +87,7 @@ def noise(
             noise_mode="random",
             noise_layers=mask,
             noise_seed=nseed,
-            noise_strength=float(noise_strength),
+            noise_strength=strength,
         )
         with models.use(model) as G:
             image = recipe_image(render_tensor(G, recipe), recipe)
@@ -91,16 +97,35 @@ def noise(
                 draws=draws,
                 seed=nseed,
                 noise_layers=mask,
-                noise_strength=float(noise_strength),
+                noise_strength=strength,
             )
     std_img = Image.fromarray(explore.std_image(std))
     std_img.info["stylescope-std"] = f"max {float(std.max()):.4f} mean {float(std.mean()):.4f} draws {draws}"
     return image, std_img
 
 
-def noise_with_info(model, seed, psi, layers, strength, noise_seed, draws):
+def per_input_strengths(text: str, count: int, scale: float) -> float | list[float]:
+    """``"1, 0.5, ..."`` (one value per noise input) times ``scale``; empty text means ``scale`` everywhere."""
+    text = (text or "").strip()
+    if not text:
+        return scale
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise gr.Error(
+            "per-input strengths must be numbers separated by commas", print_exception=False
+        ) from None
+    if len(values) != count:
+        raise gr.Error(
+            f"give {count} per-input strengths (one per noise input), got {len(values)}",
+            print_exception=False,
+        )
+    return [v * scale for v in values]
+
+
+def noise_with_info(model, seed, psi, layers, strength, noise_seed, draws, strengths=""):
     with Timer() as t:
-        image, std = noise(seed, psi, layers, strength, noise_seed, draws, model)
+        image, std = noise(seed, psi, layers, strength, noise_seed, draws, model, strengths)
     return image, std, f"{std.info['stylescope-std']} · **{t.ms:.0f} ms**", image.info["stylescope-recipe"]
 
 
@@ -132,6 +157,12 @@ def build(shared: Shared) -> NoiseTab:
                 elem_id="noise-layers",
             )
             strength = gr.Slider(0, 3, 1, step=0.05, label="Noise strength (all inputs)")
+            strengths = gr.Textbox(
+                "",
+                label="Per-input strengths (optional)",
+                placeholder=f"one factor per input, comma separated ({len(choices)} values), e.g. 1, 1, 0.5, ...",
+                max_lines=1,
+            )
             with gr.Row(equal_height=True):
                 noise_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", scale=3)
                 resample = gr.Button("Resample", scale=1)
@@ -157,12 +188,14 @@ def build(shared: Shared) -> NoiseTab:
                     interactive=False,
                 )
             info = gr.Markdown()
-    return NoiseTab(seed, psi, preset, layers, strength, noise_seed, resample, draws, go, image, std, info)
+    return NoiseTab(
+        seed, psi, preset, layers, strength, strengths, noise_seed, resample, draws, go, image, std, info
+    )
 
 
 def wire(h: NoiseTab, shared: Shared) -> None:
     model_events = dict(concurrency_id="model", concurrency_limit=shared.config.concurrency_limit)
-    inputs = [shared.model, h.seed, h.psi, h.layers, h.strength, h.noise_seed, h.draws]
+    inputs = [shared.model, h.seed, h.psi, h.layers, h.strength, h.noise_seed, h.draws, h.strengths]
     outputs = [h.image, h.std, h.info, shared.last_recipe]
     ui = dict(api_visibility="private", trigger_mode="always_last", **model_events)
     h.preset.input(
@@ -172,7 +205,15 @@ def wire(h: NoiseTab, shared: Shared) -> None:
         noise_with_info, inputs, outputs, **ui
     )
     gr.on(
-        [h.go.click, h.seed.submit, h.psi.release, h.strength.release, h.draws.release, h.layers.input],
+        [
+            h.go.click,
+            h.seed.submit,
+            h.psi.release,
+            h.strength.release,
+            h.draws.release,
+            h.layers.input,
+            h.strengths.submit,
+        ],
         noise_with_info,
         inputs,
         outputs,
@@ -181,7 +222,7 @@ def wire(h: NoiseTab, shared: Shared) -> None:
     api = gr.Button(visible=False)
     api.click(
         noise,
-        [h.seed, h.psi, h.layers, h.strength, h.noise_seed, h.draws, shared.model],
+        [h.seed, h.psi, h.layers, h.strength, h.noise_seed, h.draws, shared.model, h.strengths],
         [h.image, h.std],
         api_name="noise",
         **model_events,

@@ -334,7 +334,7 @@ class Generator(nn.Module):
         noise_mode: str = "const",
         noise: Sequence[Tensor | None] | None = None,
         noise_layers: Sequence[bool] | None = None,
-        noise_strength: float = 1.0,
+        noise_strength: float | Sequence[float] = 1.0,
         *,
         generator: torch.Generator | None = None,
         device: torch.device | None = None,
@@ -346,6 +346,13 @@ class Generator(nn.Module):
             raise ValueError(f"noise_layers needs {self.num_layers} entries, got {len(noise_layers)}")
         if noise is not None and len(noise) != self.num_layers:
             raise ValueError(f"noise needs {self.num_layers} tensors, got {len(noise)}")
+        strengths = None
+        if isinstance(noise_strength, Sequence):
+            if len(noise_strength) != self.num_layers:
+                raise ValueError(
+                    f"noise_strength needs 1 or {self.num_layers} values, got {len(noise_strength)}"
+                )
+            strengths = [float(v) for v in noise_strength]
         device = device or self.w_avg.device
         out: list[Tensor | None] = []
         for i in range(self.num_layers):
@@ -366,8 +373,9 @@ class Generator(nn.Module):
                 n = None
             if n is not None and noise_layers is not None and not noise_layers[i]:
                 n = None
-            if n is not None and noise_strength != 1.0:
-                n = n * noise_strength
+            strength = strengths[i] if strengths is not None else noise_strength
+            if n is not None and strength != 1.0:
+                n = n * strength
             out.append(n)
         return out
 
@@ -377,7 +385,7 @@ class Generator(nn.Module):
         noise_mode: str = "const",
         noise: Sequence[Tensor | None] | None = None,
         noise_layers: Sequence[bool] | None = None,
-        noise_strength: float = 1.0,
+        noise_strength: float | Sequence[float] = 1.0,
         *,
         generator: torch.Generator | None = None,
         capture: Collection[str] | None = None,
@@ -389,7 +397,7 @@ class Generator(nn.Module):
             noise_mode: "const" (stored buffers), "random" (fresh, from ``generator`` when given), "none".
             noise: explicit noise tensors, one per noise input (``[r, r]`` or ``[1|N, 1, r, r]``).
             noise_layers: one bool per noise input; False switches that input off.
-            noise_strength: scales every noise input.
+            noise_strength: scales every noise input, or one value per noise input.
             capture: layer names (see ``layer_names``) whose outputs to return; no cost when None.
             fused_modconv: force the modulated-conv evaluation order (None: fused for batch 1).
 
