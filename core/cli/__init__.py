@@ -24,7 +24,8 @@ TOP_LEVEL = (
     "core.cli.evaluate",
     "core.cli.classifier",
     "core.cli.project",
-    "core.cli.bench",
+    "core.cli.encode",
+    "core.cli.translate",
 )
 # Modules whose register() adds subcommands of `stylescope dataset`.
 DATASET = ("core.cli.synthfaces", "core.cli.dataset_import")
