@@ -18,7 +18,6 @@ and :meth:`AttributeClassifier.features` exposes the penultimate layer (``cfg.fe
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -26,6 +25,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from core.config import from_json_dict, to_json_dict
 
 _UNIFORM_STD = math.sqrt(1.0 / 12.0)  # std of U(0, 1): the head predicts (v - mid) / (range * this)
 
@@ -87,32 +88,11 @@ class ClassifierConfig:
         return self.input_resolution // (self.stem_stride * 2 ** (len(self.channels) - 1))
 
     def to_dict(self) -> dict:
-        return {
-            "attributes": list(self.attributes),
-            "factors": list(self.factors),
-            "factor_ranges": [list(r) for r in self.factor_ranges],
-            "categorical": [[name, list(cats)] for name, cats in self.categorical],
-            "input_resolution": self.input_resolution,
-            "channels": list(self.channels),
-            "feature_dim": self.feature_dim,
-            "stem_stride": self.stem_stride,
-        }
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassifierConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown classifier config fields: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("attributes", "factors", "channels"):
-            if k in d:
-                d[k] = tuple(d[k])
-        if "factor_ranges" in d:
-            d["factor_ranges"] = tuple((float(lo), float(hi)) for lo, hi in d["factor_ranges"])
-        if "categorical" in d:
-            d["categorical"] = tuple((str(name), tuple(cats)) for name, cats in d["categorical"])
-        return cls(**d)
+        return from_json_dict(cls, d, what="classifier")
 
     @classmethod
     def synthfaces(cls, **overrides) -> ClassifierConfig:

@@ -16,7 +16,6 @@ W+ row layout (``num_ws = 2 * log2(img_resolution) - 2``): row 0 feeds ``conv1``
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from core.config import from_json_dict, to_json_dict
 from core.nn import (
     AdaINConv,
     ConstantInput,
@@ -56,6 +56,18 @@ def channel_table(
     return tuple(min(channel_base // (2**i), channel_max) for i in range(2, log + 1))
 
 
+def _normalise_widths(cfg) -> None:
+    """Fill in config-F widths when none are given and check there is one width per resolution 4..R px."""
+    log = _check_resolution(cfg.img_resolution)
+    channels = cfg.channels or channel_table(cfg.img_resolution)
+    object.__setattr__(cfg, "channels", tuple(int(c) for c in channels))
+    object.__setattr__(cfg, "blur_kernel", tuple(cfg.blur_kernel))
+    if len(cfg.channels) != log - 1:
+        raise ValueError(
+            f"channels needs {log - 1} widths (4..{cfg.img_resolution} px), got {len(cfg.channels)}"
+        )
+
+
 def _check_resolution(res: int) -> int:
     if res < 8 or res > 4096 or res & (res - 1):
         raise ValueError(f"img_resolution must be a power of two between 8 and 4096, got {res}")
@@ -85,15 +97,7 @@ class GeneratorConfig:
     img_channels: int = 3
 
     def __post_init__(self) -> None:
-        log = _check_resolution(self.img_resolution)
-        if not self.channels:
-            object.__setattr__(self, "channels", channel_table(self.img_resolution))
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
-        if len(self.channels) != log - 1:
-            raise ValueError(
-                f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}"
-            )
+        _normalise_widths(self)
         if self.version not in (1, 2):
             raise ValueError(f"version must be 1 (StyleGAN, AdaIN) or 2 (StyleGAN2), got {self.version}")
         if self.architecture not in SYNTHESIS_ARCHITECTURES:
@@ -124,22 +128,11 @@ class GeneratorConfig:
         return "stylegan2" if self.version == 2 else "stylegan1"
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        d["blur_kernel"] = list(self.blur_kernel)
-        return d
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown generator config fields: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("channels", "blur_kernel"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+        return from_json_dict(cls, d, what="generator")
 
 
 def noise_resolution(index: int) -> int:
@@ -495,30 +488,16 @@ class DiscriminatorConfig:
     cmap_dim: int = field(default=0)
 
     def __post_init__(self) -> None:
-        log = _check_resolution(self.img_resolution)
-        if not self.channels:
-            object.__setattr__(self, "channels", channel_table(self.img_resolution))
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
-        if len(self.channels) != log - 1:
-            raise ValueError(
-                f"channels needs {log - 1} widths (4..{self.img_resolution} px), got {len(self.channels)}"
-            )
+        _normalise_widths(self)
         if self.c_dim and not self.cmap_dim:
             object.__setattr__(self, "cmap_dim", self.channels[0])
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"], d["blur_kernel"] = list(self.channels), list(self.blur_kernel)
-        return d
+        return to_json_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> DiscriminatorConfig:
-        d = dict(d)
-        for k in ("channels", "blur_kernel"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+        return from_json_dict(cls, d, what="discriminator")
 
 
 class Discriminator(nn.Module):

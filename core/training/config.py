@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from core.config import from_json_dict, to_json_dict
 from core.errors import StyleScopeError
 from core.models.stylegan import DiscriminatorConfig, GeneratorConfig, channel_table
 
@@ -165,25 +166,17 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k in ("channels", "betas", "sample_grid"):
-            d[k] = list(d[k])
-        return d
+        return to_json_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise StyleScopeError(f"unknown training config fields: {sorted(unknown)}")
         d = dict(d)
-        for k in ("channels", "betas", "sample_grid"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+        extra = d.pop("extra", None)  # free-form notes stay a dict
+        cfg = from_json_dict(cls, d, what="training", error=StyleScopeError)
+        return cfg if extra is None else dataclasses.replace(cfg, extra=dict(extra))
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
