@@ -426,14 +426,7 @@ class Generator(nn.Module):
                 if layer.conv_clamp is not None:
                     x.clamp_(-layer.conv_clamp * gain, layer.conv_clamp * gain)
                 return x
-            if self.cfg.version == 2:
-                x = layer.activate(layer.noise(layer.conv(x, ws[:, row], fused=fm), noises[k]))
-                if gain != 1.0:
-                    x = x * gain
-                if layer.conv_clamp is not None:
-                    x = x.clamp(-layer.conv_clamp * gain, layer.conv_clamp * gain)
-                return x
-            return layer(x, ws[:, row], noises[k], gain)
+            return layer(x, ws[:, row], noises[k], gain, fused=fm)
 
         # channels_last on CPU too: oneDNN's NHWC kernels are 1.1-2x faster there, and NCHW conv_transpose2d
         # falls back to a slow non-oneDNN kernel.

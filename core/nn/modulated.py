@@ -199,6 +199,16 @@ def conv1x1(x: Tensor, weight: Tensor) -> Tensor:
     return out.reshape(n, -1, h, w)
 
 
+def gain_clamp(x: Tensor, gain: float, conv_clamp: float | None) -> Tensor:
+    """Scale a layer's output (resnet generators use gain sqrt(1/2)) and clamp it to ``+-conv_clamp * gain``
+    as NVIDIA's mixed-precision models do (a no-op for rosinality-style models, ``conv_clamp=None``)."""
+    if gain != 1.0:
+        x = x * gain
+    if conv_clamp is not None:
+        x = x.clamp(-conv_clamp * gain, conv_clamp * gain)
+    return x
+
+
 class StyledConv(nn.Module):
     """StyleGAN2 style block: modulated conv -> noise -> bias + leaky ReLU (``conv``, ``noise``, ``activate``)."""
 
@@ -219,13 +229,12 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
         self.conv_clamp = conv_clamp
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0) -> Tensor:
-        x = self.activate(self.noise(self.conv(x, w), noise))
-        if gain != 1.0:
-            x = x * gain
-        if self.conv_clamp is not None:
-            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
-        return x
+    def forward(
+        self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0, fused: bool | None = None
+    ) -> Tensor:
+        return gain_clamp(
+            self.activate(self.noise(self.conv(x, w, fused=fused), noise)), gain, self.conv_clamp
+        )
 
 
 class AdaINConv(nn.Module):
@@ -257,7 +266,10 @@ class AdaINConv(nn.Module):
         self.out_ch = out_ch
         self.conv_clamp = conv_clamp
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0) -> Tensor:
+    def forward(
+        self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0, fused: bool | None = None
+    ) -> Tensor:
+        # ``fused`` (the modulated-conv evaluation order) has no meaning here; accepted for a uniform call.
         if hasattr(self, "upsample"):
             x = self.upsample(x)
         x = self.activate(self.noise(self.conv(x), noise))
@@ -267,11 +279,7 @@ class AdaINConv(nn.Module):
         x = ((x32 - mean) * torch.rsqrt(var + 1e-8)).to(x.dtype)
         s = self.style(w).to(x.dtype)
         x = x * s[:, : self.out_ch, None, None] + s[:, self.out_ch :, None, None]
-        if gain != 1.0:
-            x = x * gain
-        if self.conv_clamp is not None:
-            x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
-        return x
+        return gain_clamp(x, gain, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
