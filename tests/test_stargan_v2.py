@@ -232,3 +232,19 @@ def test_tab_handlers(tmp_path, io):
     with pytest.raises(gr.Error) as e:
         tab.load_checkpoint(str(bad), None)
     assert "\n" not in str(e.value)
+
+
+def test_missing_hpf_filter_is_rebuilt(tmp_path):
+    cfg = StarGANv2Config(
+        img_size=32, num_domains=2, w_hpf=1.0, dim_in=8, max_conv_dim=16, mapping_hidden_dim=16
+    )
+    b = build_stargan_v2(cfg)
+    g = b.generator.state_dict()
+    del g["hpf.filter"]  # the released CelebA-HQ file predates the buffer
+    path = tmp_path / "100000_nets_ema.ckpt"
+    torch.save({"generator": g, "mapping_network": b.mapping.state_dict(),
+                "style_encoder": b.style_encoder.state_dict()}, path)  # fmt: skip
+    loaded = load_stargan_v2(path)
+    assert loaded.config == cfg and any("hpf.filter" in n for n in loaded.notes)
+    want = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]])
+    assert torch.equal(loaded.generator.hpf.filter, want)

@@ -11,7 +11,6 @@ generator lacks ``hpf.filter``; the filter is rebuilt as ``[[-1,-1,-1],[-1,8,-1]
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -217,5 +216,4 @@ def describe_stargan_v2(bundle: StarGANv2) -> dict[str, Any]:
         "num_domains": cfg.num_domains,
         "needs_masks": cfg.w_hpf > 0,
         "notes": list(bundle.notes),
-        "levels": int(math.log2(cfg.img_size)),
     }
