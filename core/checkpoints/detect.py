@@ -180,7 +180,8 @@ def read_foreign(path: str | os.PathLike) -> ForeignGenerator | None:
     kind = _torch_kind(ckpt, p)
     if kind == "stargan_v2":
         raise CheckpointError(
-            f"{p}: a StarGAN v2 checkpoint is an image-to-image translator, not a style-based generator"
+            f"{p}: a StarGAN v2 checkpoint is an image-to-image translator, not a style-based generator; "
+            "open it in the Translate tab or with `stylescope translate`"
         )
     fg = from_rosinality_checkpoint(ckpt, source=str(p))
     if fg.w_avg is None:
