@@ -259,3 +259,44 @@ def test_cli_encode(tmp_path, capsys):
     assert ws.shape == (1, 10, 48)
     rec = Image.open(report["reconstruction"])
     assert rec.size == (64, 64)
+
+
+def test_w_encoder_checkpoint_broadcasts_latent_avg(io):
+    """A learn_in_w checkpoint (BackboneEncoderUsingLastLayerIntoW, latent_avg [1, w]) loads and broadcasts."""
+    ck = torch.load(_need("psp_narrow.pt"), map_location="cpu", weights_only=True)
+    cfg = PSPConfig(
+        encoder_type="BackboneEncoderUsingLastLayerIntoW", n_styles=10, style_dim=48, input_width=16,
+        stage_widths=(16, 32, 48, 64), fpn_width=64,
+    )  # fmt: skip
+    torch.manual_seed(0)  # test-only: module init uses the global RNG
+    enc_sd = {f"encoder.{k}": v for k, v in PSPEncoder(cfg).state_dict().items()}
+    dec_sd = {k: v for k, v in ck["state_dict"].items() if k.startswith("decoder.")}
+    avg = io["latent_avg"][:1]
+    loaded = psp_from_checkpoint(
+        {"state_dict": {**enc_sd, **dec_sd}, "opts": {"learn_in_w": True}, "latent_avg": avg}, source="w.pt"
+    )
+    assert loaded.encoder.cfg == cfg and loaded.latent_avg.shape == (10, 48)
+    x = io["x"][:1, :, ::4, ::4]  # the W head pools globally, so a small input keeps this test fast
+    with torch.no_grad():
+        ws = encode(loaded.encoder, x, latent_avg=loaded.latent_avg)
+        w = loaded.encoder(x)
+    assert ws.shape == (1, 10, 48)
+    assert torch.allclose(ws, (w + avg)[:, None].expand(-1, 10, -1))
+    with pytest.raises(InputError, match="latent_avg"):
+        encode(loaded.encoder, x, latent_avg=None)
+    with pytest.raises(InputError, match=r"\[N, 3"):
+        encode(loaded.encoder, x[:, :2], latent_avg=avg)
+
+
+@pytest.mark.gpu
+def test_parity_cuda(io):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    enc, dec, avg, opts = load_psp(_need("psp_narrow.pt"), device="cuda")
+    assert opts["device"] == "cuda"
+    with torch.no_grad():
+        y, ws = psp_forward(enc, dec, avg, io["x"].cuda())
+    assert _diff(ws.cpu(), io["codes"]) < TOL
+    assert _diff(y.cpu(), io["y_noresize"]) < TOL
