@@ -26,6 +26,7 @@ TABS = [
     ("Layers", "layers", layers),
     ("Recipe", "recipe", recipe),
     ("Directions", "directions", directions),
+    ("Invert", "invert", invert),
     ("Translate", "translate", translate),
     ("Train", "train", train),
     ("About / Help", "about", about),
