@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from app import models  # noqa: E402
 from app.common import parse_seed, require_model, user_errors  # noqa: E402
 from app.state import Shared  # noqa: E402
-from core.images import from_pil, load_image, to_pil  # noqa: E402
+from core.images import from_pil, load_image, square_crop, to_pil  # noqa: E402
 from core.inversion import latent_spec, project, save_latents  # noqa: E402
 
 SPACE_CHOICES = {"W": ("w",), "W+": ("w+",), "W and W+": ("w", "w+")}
@@ -103,7 +103,8 @@ def invert(
     gallery, curves, rows, specs, files = [], {}, [], [], []
     out = Path(tempfile.mkdtemp(prefix="stylescope-invert-"))
     with user_errors():
-        target = from_pil(load_image(image, name="uploaded image"))
+        picture = load_image(image, name="uploaded image")
+        target = from_pil(square_crop(picture, size=min(picture.size)))  # centre square, no stretching
         for k, sp in enumerate(spaces):
             label = "W+" if sp == "w+" else "W"
 

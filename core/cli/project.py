@@ -37,13 +37,15 @@ def run(args: argparse.Namespace) -> int:
 
     import core
     from core.checkpoints.native import file_digest
-    from core.images import from_pil, load_image, save_png, to_pil
+    from core.images import from_pil, load_image, save_png, square_crop, to_pil
     from core.inversion import latent_spec, project, save_latents
 
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
     device = resolve_device(args.device)
-    target = from_pil(load_image(args.target))
+    image = load_image(args.target)
+    # Centre square: the generator is square, and stretching a portrait would distort the face.
+    target = from_pil(square_crop(image, size=min(image.size)))
     G = core.load_generator(args.model, device=device)
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     bar = tqdm(total=args.steps, desc=f"project ({args.space})", unit="step", disable=args.json)

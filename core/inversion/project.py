@@ -191,15 +191,17 @@ def project(
         should_stop: polled before every step; when it returns True the best latents so far are returned.
 
     Returns:
-        ProjectionResult with the best (lowest-loss) step's latents and noise.
+        ProjectionResult with the final latents and noise of a full run, or of the lowest-loss step so far
+        when ``should_stop`` ended it early.
 
     Raises:
         InputError: wrong target shape/channels, unknown space/init/noise mode/loss, steps outside 1..100000.
     """
+    knobs = dict(locals())  # every argument, passed on unchanged
     _check(G, target, space, num_steps, init, noise_mode)
     # Callers may hold the model under torch.inference_mode (the app does); optimisation needs autograd.
     with torch.inference_mode(False), torch.enable_grad():
-        return _project(**{k: v for k, v in locals().items()})
+        return _project(**knobs)
 
 
 def _project(
