@@ -236,3 +236,39 @@ def test_invert_tab_handler_on_tiny_model(model_file, target_png, tmp_path):
     finally:
         invert._stop_requested = orig
     assert "stopped early" in info
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_projection_on_gpu_matches_its_own_seed(G, w_target):
+    import copy
+
+    Gc = copy.deepcopy(G).cuda()
+    a = run(Gc, w_target.cuda(), num_steps=50)
+    b = run(Gc, w_target.cuda(), num_steps=50)
+    assert a.ws.device.type == "cuda" and a.image.device.type == "cuda"
+    assert a.final_loss < a.losses[0] / 5
+    torch.testing.assert_close(a.ws, b.ws, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_centre_crops_a_non_square_target(model_file, w_target, tmp_path):
+    from PIL import Image
+
+    from core.cli import main
+    from core.images import save_png, to_pil
+
+    wide = Image.new("RGB", (96, 32), (255, 255, 255))
+    wide.paste(to_pil(w_target)[0], (32, 0))
+    path = save_png(wide, tmp_path / "wide.png")
+    out = tmp_path / "o"
+    argv = ["project", "--model", str(model_file), "--target", str(path), "--steps", "2", "--loss", "pixel"]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 0
+    from core.images import from_pil, load_image
+
+    torch.testing.assert_close(from_pil(load_image(out / "target.png")), to_pil_roundtrip(w_target))
+
+
+def to_pil_roundtrip(images):
+    from core.images import from_pil, to_pil
+
+    return from_pil(to_pil(images))
