@@ -16,9 +16,21 @@ import gradio as gr  # noqa: E402
 from app import models  # noqa: E402
 from app.config import AppConfig  # noqa: E402
 from app.state import Shared, initial_model  # noqa: E402
-from app.tabs import about, directions, explore, invert, layers, mixing, model_bar, noise, recipe, train, translate  # noqa: E402
+from app.tabs import (  # noqa: E402
+    about,
+    directions,
+    explore,
+    invert,
+    layers,
+    mixing,
+    model_bar,
+    noise,
+    recipe,
+    train,
+    translate,
+)
 
-# (tab title, element id, module). Add ("Directions", "directions", directions) here when that tab exists.
+# (tab title, element id, module): the order of the tabs in the UI.
 TABS = [
     ("Explore", "explore", explore),
     ("Style mixing", "mixing", mixing),

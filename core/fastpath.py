@@ -32,7 +32,9 @@ class FastOptions:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.noise_mode not in ("const", "none"):
-            raise ValueError("FastSynthesis supports noise_mode 'const' or 'none' (random noise breaks graph replay)")
+            raise ValueError(
+                "FastSynthesis supports noise_mode 'const' or 'none' (random noise breaks graph replay)"
+            )
 
 
 class FastSynthesis:
