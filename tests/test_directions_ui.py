@@ -65,3 +65,26 @@ def test_handlers_edit_compare_and_label(model_and_set, tmp_path):
     assert tab.get_set(new_path)["even"].method == "user"
     with pytest.raises(gr.Error, match="need at least"):
         tab.fit_labels(model, set_path, "0-7", [0], "even", None, 1.0)
+
+
+def test_shipped_sets_load_only_for_their_own_model(tmp_path):
+    """On page load the Directions tab opens the shipped set of the current model, and stays quiet otherwise."""
+    import torch
+
+    from app import models
+    from app.tabs import directions as tab
+    from core.checkpoints.native import save_generator
+    from core.models.stylegan import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    path = tmp_path / "other.safetensors"
+    save_generator(
+        Generator(GeneratorConfig(img_resolution=32, z_dim=32, w_dim=32, n_mlp=2, channels=(8,) * 4)), path
+    )
+    other = models.register(path)
+    assert tab.matching_set(other) == ""
+    assert tab.load_matching_set(other)[0] == ""  # no error, no set
+    shipped = tab.REPO_ROOT / "assets" / "models" / "synthfaces128-stylegan2.safetensors"
+    if shipped.is_file() and tab.shipped_sets():
+        own = models.register(shipped)
+        assert tab.matching_set(own).endswith("synthfaces128-stylegan2.safetensors")

@@ -22,6 +22,7 @@ from app.state import Shared
 from core import directions as cd
 from core.directions import views
 from core.directions.evaluate import separability_z_vs_w
+from core.errors import StyleScopeError
 from core.images import make_grid, to_pil
 from core.render import render_tensor
 
@@ -178,6 +179,25 @@ def load_set(choice: str, upload, model: str):
                 print_exception=False,
             )
     return _set_updates(str(path))
+
+
+def matching_set(model: str) -> str:
+    """The first shipped direction set fitted on ``model`` (``""`` when none is), for automatic loading."""
+    if not model:
+        return ""
+    digest = models.digest(model)
+    for path in shipped_sets():
+        try:
+            if get_set(path).model_hash == digest:
+                return path
+        except StyleScopeError:
+            continue  # a broken shipped file must not stop the page from loading
+    return ""
+
+
+def load_matching_set(model: str):
+    """On page load / model change: open the shipped set of this model if there is one, silently otherwise."""
+    return _set_updates(matching_set(model))
 
 
 def attributes_of(classifier: str) -> gr.Dropdown:
@@ -415,8 +435,9 @@ def wire(h: DirectionsTab, shared: Shared) -> None:
                    h.cmp_svm, h.cmp_pca, h.cmp_sefa, h.plot_dir]  # fmt: skip
     slot_inputs = [c for slot in h.slots for c in slot]
     private = dict(api_visibility="private")
-    gr.on([shared.demo.load, h.set_file.change, h.upload.change], load_set, [h.set_file, h.upload, shared.model],
-          set_outputs, **private)  # fmt: skip
+    gr.on([shared.demo.load, shared.model.change], load_matching_set, shared.model, set_outputs, **private)
+    gr.on([h.set_file.input, h.upload.change], load_set, [h.set_file, h.upload, shared.model], set_outputs,
+          **private)  # fmt: skip
     gr.on([shared.demo.load, h.classifier.submit], attributes_of, h.classifier, h.attribute, **private)
     h.fit.click(fit_classifier, [shared.model, h.set_path, h.classifier, h.attribute, h.samples, h.space],
                 [*set_outputs, h.fit_info], api_name="fit_direction", **ev)  # fmt: skip
