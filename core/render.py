@@ -1,7 +1,7 @@
 """Recipes: a JSON description of one image, and the function that renders it.
 
-A recipe names the model (path plus content hash) and every random and user choice: seed, truncation psi and
-cutoff, style mixing (second seed, ws rows, blend), noise (mode, per-layer switches, seed, strength) and latent
+A recipe names the model (path plus content hash) and every random and user choice: seed (or W+ rows given
+directly, e.g. from inverting a photo), truncation psi and cutoff, style mixing (second seed, ws rows, blend), noise (mode, per-layer switches, seed, strength) and latent
 directions with their strengths. ``render(recipe)`` on the same device gives the same pixels, and PNGs written
 by StyleScope embed their recipe in a ``stylescope-recipe`` text chunk, so any image can be dropped back in.
 
@@ -60,6 +60,7 @@ class Recipe:
     noise_seed: int | None = None
     noise_strength: float | list[float] = 1.0
     directions: dict[str, float] = field(default_factory=dict)
+    ws: list[list[float]] | None = None
     version: int = RECIPE_VERSION
 
     def __post_init__(self) -> None:
@@ -108,6 +109,8 @@ class Recipe:
             if not isinstance(name, str) or not name:
                 raise RecipeError("directions: names must be non-empty strings")
             _float_field(f"directions.{name}", strength, *STRENGTH_RANGE)
+        if self.ws is not None:
+            self.ws = _check_ws(self.ws)
         if not isinstance(self.model, str):
             raise RecipeError("model: must be a string (path or name of the model)")
         if self.model_hash is not None and not isinstance(self.model_hash, str):
@@ -151,6 +154,21 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+
+def _check_ws(ws: Any) -> list[list[float]]:
+    """W+ rows given directly (e.g. from inversion): a rectangular, finite ``[num_ws][w_dim]`` list."""
+    if not isinstance(ws, (list, tuple)) or not ws or not all(isinstance(r, (list, tuple)) for r in ws):
+        raise RecipeError("ws: must be a list of W+ rows (lists of numbers)")
+    if len(ws) > 64 or len({len(r) for r in ws}) != 1 or not 1 <= len(ws[0]) <= 4096:
+        raise RecipeError("ws: rows must all have the same length (w_dim <= 4096, at most 64 rows)")
+    out = []
+    for row in ws:
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RecipeError(f"ws: values must be finite numbers, got {v!r}")
+        out.append([float(v) for v in row])
+    return out
 
 
 def _int_field(name: str, value: Any, lo: int, hi: int) -> None:
@@ -207,7 +225,18 @@ def recipe_ws(
         raise RecipeError(f"mix_layers: this model has ws rows 0..{G.num_ws - 1}")
     c = _class_vector(G, recipe.class_idx, 1, device)
     psi, cutoff = recipe.truncation_psi, recipe.truncation_cutoff
-    ws = G.mapping(seed_to_z(recipe.seed, G.z_dim, device), c, truncation_psi=psi, truncation_cutoff=cutoff)
+    if recipe.ws is not None:
+        # Latents given directly (an inverted photo): the seed is not used; truncation still applies.
+        ws = torch.tensor(recipe.ws, dtype=torch.float32, device=device)[None]
+        if ws.shape[1:] != (G.num_ws, G.w_dim):
+            raise RecipeError(
+                f"ws: this model needs {G.num_ws} rows of {G.w_dim} values, got {list(ws.shape[1:])}"
+            )
+        ws = G.truncate(ws, psi, cutoff)
+    else:
+        ws = G.mapping(
+            seed_to_z(recipe.seed, G.z_dim, device), c, truncation_psi=psi, truncation_cutoff=cutoff
+        )
     if recipe.mix_layers:
         from core.models.stylegan import mix_styles
 

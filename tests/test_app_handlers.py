@@ -406,3 +406,16 @@ def test_per_input_noise_strengths(model):
     for bad in ("1, 2", "a, b"):
         with pytest.raises(gr.Error):
             noise.noise("5", 0.7, everything, 1.0, 3, 2, model, bad)
+
+
+def test_render_recipe_accepts_ws_rows(model):
+    """An inverted photo's recipe (W+ rows instead of a seed) renders in the Recipe tab like any other."""
+    from app import models
+    from app.tabs import recipe as recipe_tab
+
+    G = models.get(model)
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)))
+    text = Recipe(model=str(model), model_hash=models.digest(model), ws=ws[0].tolist()).to_json()
+    img = recipe_tab.render_recipe(text, model)
+    assert img.size == (32, 32)
+    assert Recipe.from_json(img.info[PNG_TEXT_KEY]).ws is not None

@@ -176,7 +176,10 @@ def build(shared: Shared) -> InvertTab:
             plot = gr.Plot(label="Loss curve")
             info = gr.Markdown(elem_id="invert-info")
     with gr.Accordion("Send to Explore: latents", open=False):
-        latents = gr.Code(language="json", label="Projected latents (recipe-like JSON with ws rows)")
+        latents = gr.Code(
+            language="json",
+            label='Projected latents: paste a "recipe" object into the Recipe tab to render and edit it',
+        )
         files = gr.File(label="ws (.npz)", file_count="multiple")
     return InvertTab(image, space, steps, seed, loss, go, stop, gallery, plot, info, latents, files)
 

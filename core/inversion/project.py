@@ -328,12 +328,18 @@ def save_latents(result: ProjectionResult, path: str | Path) -> Path:
 def latent_spec(
     result: ProjectionResult, *, model: str = "", model_hash: str | None = None, seed: int | None = None
 ) -> dict:
-    """A recipe-like JSON object for a projection: the model, the space, the W+ rows and the report."""
+    """A JSON object for a projection: the model, the space, the W+ rows, the report, and ``recipe``, a
+    :class:`core.render.Recipe` (dict) that renders the projected latents with the model's stored noise, so the
+    result can be opened in the Recipe tab and edited (truncation, mixing, directions) like any seed."""
+    from core.render import Recipe
+
+    ws = [[round(float(v), 6) for v in row] for row in result.ws[0].tolist()]
     return {
+        "recipe": Recipe(model=model, model_hash=model_hash, ws=ws).to_dict(),
         "kind": "projection",
         "model": model,
         "model_hash": model_hash,
         "seed": seed,
         **result.report(),
-        "ws": [[round(float(v), 6) for v in row] for row in result.ws[0].tolist()],
+        "ws": ws,
     }
