@@ -12,7 +12,7 @@ What is on the list, and why:
   full source text of ``training/networks.py``*, which NVIDIA's loader ``exec``-utes. We map it to
   :class:`PersistentStub`, which keeps the source as an inert string and exposes the parameters, buffers and
   init kwargs. Tensor storages arrive as ``torch.storage._load_from_bytes(blob)``; the original uses
-  ``torch.load(weights_only=False)`` on the blob, ours uses ``weights_only=True``.
+  an unrestricted ``torch.load`` on the blob, ours uses ``weights_only=True``.
 * numpy scalars / dtypes / arrays under both spellings, ``numpy.core`` (numpy < 2, 2021-era files) and
   ``numpy._core`` (numpy >= 2).
 * ``argparse.Namespace`` (rosinality training files store their ``args``) becomes :class:`NamespaceDict`.
