@@ -72,6 +72,9 @@ def test_explorer_in_chromium(app_url):
             "Noise": "#noise-go",
             "Layers": "#layers-go",
             "Recipe": None,
+            "Directions": None,
+            "Invert": None,
+            "Translate": None,
             "Train": None,
             "About / Help": None,
         }
