@@ -91,3 +91,16 @@ class Timer:
 
     def __exit__(self, *exc) -> None:
         self.ms = (time.perf_counter() - self._t0) * 1000.0
+
+
+def result_image(label: str, *, height: int = 256, fmt: str = "png", elem_id: str | None = None) -> gr.Image:
+    """A read-only output image shown with scaled (crisp) pixels: the one style every tab uses."""
+    return gr.Image(
+        elem_classes=["scaled"],
+        label=label,
+        type="pil",
+        interactive=False,
+        format=fmt,
+        height=height,
+        elem_id=elem_id,
+    )

@@ -9,7 +9,7 @@ import gradio as gr
 from PIL import Image
 
 from app import models
-from app.common import model_recipe, parse_seed, require_model, user_errors
+from app.common import model_recipe, parse_seed, require_model, result_image, user_errors
 from app.state import Shared
 from core import explore
 
@@ -127,39 +127,11 @@ def build(shared: Shared) -> LayersTab:
             go = gr.Button("Show layer", variant="primary", elem_id="layers-go")
         with gr.Column(scale=2):
             with gr.Row():
-                image = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Image",
-                    type="pil",
-                    interactive=False,
-                    format="png",
-                    height=256,
-                )
-                feats = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Feature maps",
-                    type="pil",
-                    interactive=False,
-                    format="png",
-                    height=256,
-                )
+                image = result_image("Image")
+                feats = result_image("Feature maps")
             with gr.Row():
-                image2 = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Compare: image",
-                    type="pil",
-                    interactive=False,
-                    format="png",
-                    height=256,
-                )
-                feats2 = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Compare: feature maps",
-                    type="pil",
-                    interactive=False,
-                    format="png",
-                    height=256,
-                )
+                image2 = result_image("Compare: image")
+                feats2 = result_image("Compare: feature maps")
             info = gr.Markdown()
     return LayersTab(seed, psi, layer, mode, channel, cmap, compare, go, image, feats, image2, feats2, info)
 

@@ -9,7 +9,7 @@ import gradio as gr
 from PIL import Image
 
 from app import models
-from app.common import Timer, model_recipe, parse_seed, recipe_image, require_model, user_errors
+from app.common import Timer, model_recipe, parse_seed, recipe_image, require_model, result_image, user_errors
 from app.state import Shared
 from core import explore
 from core.render import recipe_ws, render_tensor
@@ -170,23 +170,10 @@ def build(shared: Shared) -> NoiseTab:
             go = gr.Button("Render", variant="primary", elem_id="noise-go")
         with gr.Column(scale=2):
             with gr.Row():
-                image = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Image",
-                    type="pil",
-                    format=shared.config.image_format,
-                    interactive=False,
-                    elem_id="noise-image",
-                    height=320,
+                image = result_image(
+                    "Image", height=320, fmt=shared.config.image_format, elem_id="noise-image"
                 )
-                std = gr.Image(
-                    elem_classes=["scaled"],
-                    label="Per-pixel std over K draws",
-                    height=320,
-                    type="pil",
-                    format="png",
-                    interactive=False,
-                )
+                std = result_image("Per-pixel std over K draws", height=320)
             info = gr.Markdown()
     return NoiseTab(
         seed, psi, preset, layers, strength, strengths, noise_seed, resample, draws, go, image, std, info
