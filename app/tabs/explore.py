@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import models
-from app.common import Timer, model_recipe, parse_seed, recipe_image, require_model, user_errors
+from app.common import Timer, model_recipe, parse_seed, recipe_image, require_model, result_image, user_errors
 from app.state import Shared
 from core import explore
 from core.images import to_pil
@@ -212,13 +212,10 @@ def build(shared: Shared) -> ExploreTab:
             grid_n = gr.Slider(1, shared.config.max_grid, 1, step=1, label="Grid: this seed and the next N-1")
             go = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=2):
-            image = gr.Image(
-                elem_classes=["scaled"],
-                label="Image (PNG download embeds its recipe)",
-                type="pil",
-                format=shared.config.image_format,
-                interactive=False,
+            image = result_image(
+                "Image (PNG download embeds its recipe)",
                 height=400,
+                fmt=shared.config.image_format,
                 elem_id="explore-image",
             )
             info = gr.Markdown(elem_id="render-info")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import models
-from app.common import Timer, model_recipe, parse_seed_list, require_model, user_errors
+from app.common import Timer, model_recipe, parse_seed_list, require_model, result_image, user_errors
 from app.state import Shared
 from core import explore
 from core.images import make_grid, to_pil
@@ -132,14 +132,8 @@ def build(shared: Shared) -> MixingTab:
             noise_mode = gr.Radio(["const", "none"], value="const", label="Noise")
             go = gr.Button("Mix", variant="primary", elem_id="mix-go")
         with gr.Column(scale=2):
-            image = gr.Image(
-                elem_classes=["scaled"],
-                label="Mixing matrix",
-                type="pil",
-                format=shared.config.image_format,
-                interactive=False,
-                elem_id="mix-image",
-                height=480,
+            image = result_image(
+                "Mixing matrix", height=480, fmt=shared.config.image_format, elem_id="mix-image"
             )
             info = gr.Markdown()
     return MixingTab(

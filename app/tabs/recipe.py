@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import models
-from app.common import recipe_image, user_errors
+from app.common import recipe_image, result_image, user_errors
 from app.state import Shared
 from core.render import Recipe, recipe_from_png, render_tensor
 
@@ -92,14 +92,7 @@ def build(shared: Shared) -> RecipeTab:
                 go = gr.Button("Render recipe", variant="primary", elem_id="render-recipe")
             png = gr.File(label="…or drop a StyleScope PNG", file_types=[".png"], type="filepath")
         with gr.Column():
-            image = gr.Image(
-                elem_classes=["scaled"],
-                label="Rendered from the recipe",
-                type="pil",
-                format=shared.config.image_format,
-                interactive=False,
-                height=400,
-            )
+            image = result_image("Rendered from the recipe", height=400, fmt=shared.config.image_format)
             info = gr.Markdown()
     return RecipeTab(text, png, from_last, go, image, info)
 
