@@ -216,28 +216,12 @@ def run_interpolate(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    frames = interpolate(
-        G,
-        seeds[0],
-        seeds[1],
-        steps=args.steps,
-        psi=args.psi,
-        cutoff=args.cutoff,
-        space=args.space,
-        progress=progress,
-    )
+    path_args = dict(steps=args.steps, psi=args.psi, cutoff=args.cutoff, space=args.space)
+    frames = interpolate(G, seeds[0], seeds[1], progress=progress, **path_args)
     bar.close()
+    digest = file_digest(args.model)
     spec = interpolation_spec(
-        args.model,
-        file_digest(args.model),
-        seeds[0],
-        seeds[1],
-        steps=args.steps,
-        psi=args.psi,
-        cutoff=args.cutoff,
-        space=args.space,
-        noise_mode="const",
-        fps=args.fps,
+        args.model, digest, seeds[0], seeds[1], noise_mode="const", fps=args.fps, **path_args
     )
     path = save_animation(to_pil(frames), out, fps=args.fps, spec=spec)
     if args.json:
