@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Device-machine script: start training the shipped default models in the background (setsid) and report.
-# Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start|status|finish
+# Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start [SECONDS]|status
+# The attribute classifier trains beside the two generators (CLS_STEPS optimiser steps, default 12000).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -8,6 +9,7 @@ case "${1:-status}" in
 start)
     pkill -f "core.training" ; sleep 2; rm -rf $R
     mkdir -p $R
+    echo "== classifier"; tail -c 600 $R/classifier.log; echo
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python - <<'PY'
 from pathlib import Path
@@ -26,6 +28,9 @@ PY
     for a in stylegan2 stylegan1; do
         setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
     done
+    mkdir -p $R/classifier
+    setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 \
+        --out $R/classifier/synthfaces-classifier.safetensors --json > $R/classifier.log 2>&1 < /dev/null &
     sleep ${2:-120}
     ;&
 status)
@@ -33,6 +38,7 @@ status)
         echo "== $a"; tail -3 $R/$a.log
         python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
     done
+    echo "== classifier"; tail -c 600 $R/classifier.log; echo
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
     ;;
 esac
