@@ -14,6 +14,8 @@ from core.checkpoints.native import load_native, save_generator
 out = Path(os.environ["OUT"])
 for arch in ("stylegan2", "stylegan1"):
     run = Path("/tmp/runs") / arch
+    if not run.exists():
+        continue
     nets = sorted(run.glob("network-*.safetensors"))
     st = json.loads((run / "status.json").read_text())
     print(arch, st["state"], st["kimg"], st.get("img_per_s"), [n.name for n in nets][-1:])

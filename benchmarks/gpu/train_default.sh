@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device-machine script: start training the shipped default models in the background (setsid) and report.
 # Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start [SECONDS]|status
-# The attribute classifier trains beside the two generators (CLS_STEPS optimiser steps, default 12000).
+# ARCHS picks the generators (default "stylegan2 stylegan1"). The attribute classifier trains beside the two generators (CLS_STEPS optimiser steps, default 12000).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -9,12 +9,12 @@ case "${1:-status}" in
 start)
     pkill -f "core.training" ; sleep 2; rm -rf $R
     mkdir -p $R
-    echo "== classifier"; tail -c 600 $R/classifier.log; echo
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python - <<'PY'
+import os
 from pathlib import Path
 from core.training.config import TrainConfig
-for arch in ("stylegan2", "stylegan1"):
+for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
     cfg = TrainConfig(
         data="synthfaces", res=128, kimg=20000, batch=256, arch=arch,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
@@ -25,7 +25,7 @@ for arch in ("stylegan2", "stylegan1"):
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(cfg.to_json())
 PY
-    for a in stylegan2 stylegan1; do
+    for a in ${ARCHS:-stylegan2 stylegan1}; do
         setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
     done
     mkdir -p $R/classifier
@@ -34,7 +34,7 @@ PY
     sleep ${2:-120}
     ;&
 status)
-    for a in stylegan2 stylegan1; do
+    for a in ${ARCHS:-stylegan2 stylegan1}; do
         echo "== $a"; tail -3 $R/$a.log
         python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
     done
