@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import tempfile
 import time
@@ -27,10 +28,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.nn import FIR_IMPLS, get_fir_impl, set_fir_impl  # noqa: E402
 from core.training import TrainConfig, Trainer, tiny_config  # noqa: E402
 from core.training import distributed as D_  # noqa: E402
 from core.training.data import DataSource, toy_images  # noqa: E402
 from core.training.loop import configure_backends  # noqa: E402
+
+DEFAULT_WIDTHS = (
+    256,
+    256,
+    256,
+    128,
+    64,
+    32,
+    16,
+    16,
+    16,
+)  # 4..1024 px; the shipped 128 px model uses the first 6
 
 
 def gpu_pool(res: int, batch: int, device, pool: int = 4) -> DataSource:
@@ -67,6 +81,7 @@ def bench_one(cfg: TrainConfig, ctx: D_.DistContext, *, steps: int, warmup: int)
             "compile": cfg.compile,
             "channels_last": cfg.channels_last,
             "aug": cfg.aug,
+            "fir": get_fir_impl(),
             "widths": list(cfg.widths),
             "steps": steps,
             "ms_per_step": round(1000 * dt / steps, 2),
@@ -87,6 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--aug", choices=("none", "ada", "diffaug"), default="none")
+    ap.add_argument(
+        "--fir",
+        choices=FIR_IMPLS,
+        nargs="+",
+        default=None,
+        help="FIR implementation(s) to time (default: current)",
+    )
+    ap.add_argument(
+        "--widths",
+        choices=("F", "default"),
+        default="F",
+        help="F: config-F channel table; default: the shipped SynthFaces model's widths (z = w = 256)",
+    )
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test with a tiny config")
     args = ap.parse_args(argv)
 
@@ -105,12 +133,20 @@ def main(argv: list[str] | None = None) -> int:
         batches = args.batch or [64] * len(args.res)
         if len(batches) == 1:
             batches = batches * len(args.res)
-        for res, batch in zip(args.res, batches, strict=True):
+        shape = {"width": "F"}
+        if args.widths == "default":
+            shape = {"channels": DEFAULT_WIDTHS, "z_dim": 256, "w_dim": 256}
+        for fir, (res, batch) in itertools.product(
+            args.fir or [get_fir_impl()], zip(args.res, batches, strict=True)
+        ):
+            set_fir_impl(fir)
             cfg = TrainConfig(
                 data="toy",
                 res=res,
                 batch=batch,
-                width="F",
+                **{**shape, "channels": shape["channels"][: int(math.log2(res)) - 1]}
+                if "channels" in shape
+                else shape,
                 aug=args.aug,
                 precision=args.precision,
                 compile=args.compile,

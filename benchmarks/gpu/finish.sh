@@ -35,6 +35,6 @@ for arch in stylegan2 stylegan1; do
     [ -f $OUT/$arch.safetensors ] && python -m core.cli evaluate --model $OUT/$arch.safetensors --classifier $CLS \
         --n ${EVAL_N:-10000} --device cuda --json --out $OUT/eval-$arch.json 2>&1 | tail -3
 done
-python benchmarks/render.py --suite gpu --iters 30 ${RENDER_FLAGS:-} 2>&1 | tee $OUT/bench-render.jsonl
 # Only a few files come back from the device: bundle everything except the weights into one archive.
-cd $OUT && tar czf results.tar.gz --remove-files *.png *.json *.jsonl *.md 2>/dev/null; ls -la $OUT
+(cd $OUT && tar czf results.tar.gz --remove-files *.png *.json *.jsonl *.md 2>/dev/null; ls -la $OUT)
+python benchmarks/render.py --suite gpu --iters 30 ${RENDER_FLAGS:-} 2>&1 | tee $OUT/bench-render.jsonl

@@ -16,7 +16,7 @@ from pathlib import Path
 from core.training.config import TrainConfig
 for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
     cfg = TrainConfig(
-        data="synthfaces", res=128, kimg=20000, batch=256, arch=arch,
+        data="synthfaces", res=128, kimg=20000, batch=64, arch=arch,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=250, sample_kimg=250, keep_last=2, precision="bf16",
         compile=False, seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},

@@ -1,6 +1,7 @@
 """Small building blocks of style-based generators and discriminators (pure PyTorch, no custom ops)."""
 
 from core.nn.layers import (
+    FIR_IMPLS,
     Blur,
     ConstantInput,
     ConvLayer,
@@ -13,13 +14,16 @@ from core.nn.layers import (
     ResBlock,
     Upsample,
     fused_leaky_relu,
+    get_fir_impl,
     make_kernel,
     minibatch_stddev,
+    set_fir_impl,
     upfirdn2d,
 )
 from core.nn.modulated import AdaINConv, ModulatedConv2d, StyledConv, ToRGB
 
 __all__ = [
+    "FIR_IMPLS",
     "AdaINConv",
     "Blur",
     "ConstantInput",
@@ -36,7 +40,9 @@ __all__ = [
     "ToRGB",
     "Upsample",
     "fused_leaky_relu",
+    "get_fir_impl",
     "make_kernel",
     "minibatch_stddev",
+    "set_fir_impl",
     "upfirdn2d",
 ]

@@ -50,6 +50,28 @@ def _fir(x: Tensor, taps: tuple[float, ...], dim: int, down: int) -> Tensor:
     return acc
 
 
+FIR_IMPLS = ("taps", "depthwise", "folded")
+_fir_impl = "taps"
+
+
+def set_fir_impl(impl: str) -> None:
+    """Choose how FIR resampling runs when gradients flow (training, projection); inference is unaffected.
+
+    ``"taps"``: separable multiply-adds (elementwise kernels only; many small launches). ``"depthwise"``: one
+    grouped (groups=C) convolution / transposed convolution per filter. ``"folded"``: zero insertion, padding
+    and one single-channel convolution over ``N*C`` maps. All three compute the same function; they differ
+    in speed per device and in the cost of double backward (R1, path length).
+    """
+    global _fir_impl
+    if impl not in FIR_IMPLS:
+        raise ValueError(f"FIR implementation must be one of {FIR_IMPLS}, got {impl!r}")
+    _fir_impl = impl
+
+
+def get_fir_impl() -> str:
+    return _fir_impl
+
+
 def upfirdn2d(
     x: Tensor,
     kernel: Tensor,
@@ -72,7 +94,9 @@ def upfirdn2d(
     Returns:
         ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
     """
-    if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
+    if _fir_impl == "depthwise" or (
+        x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
+    ):
         return _upfirdn2d_depthwise(x, kernel, up=up, down=down, pad=pad)
     n, c, h, w = x.shape
     if up > 1:
@@ -83,7 +107,7 @@ def upfirdn2d(
     x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    if taps is not None:
+    if taps is not None and _fir_impl == "taps":
         return _fir(_fir(x, taps[0], 2, down), taps[1], 3, down)
     # General kernel: fold channels into the batch and run ONE single-channel convolution (a depthwise conv
     # with groups=C would differentiate twice one group at a time).

@@ -730,5 +730,6 @@ def no_cuda_message(config: TrainConfig) -> str:
     return (
         "No CUDA GPU found; CPU training is limited to tiny configs "
         f"(res <= {TINY_MAX_RES}, widths <= {TINY_MAX_CHANNELS}, w_dim <= 256; this run has res {config.res}, "
-        f"widths up to {max(config.widths)}). Use --width tiny --res 32, or a machine with an NVIDIA GPU."
+        f"widths up to {max(config.widths)}, w_dim {config.w_dim}). Use --preset tiny-cpu, or a machine with an "
+        "NVIDIA GPU."
     )
