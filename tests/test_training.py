@@ -296,3 +296,18 @@ def test_cpu_refuses_large_configs(tmp_path):
         pytest.skip("has CUDA")
     with pytest.raises(StyleScopeError, match="No CUDA GPU found; CPU training is limited to tiny configs"):
         train(TrainConfig(res=256), tmp_path, install_signal_handlers=False)
+
+
+def test_fir_choice_is_validated_and_applied(tmp_path):
+    from core.nn import get_fir_impl, set_fir_impl
+    from core.training import Trainer, tiny_config
+
+    with pytest.raises(StyleScopeError, match="fir must be one of"):
+        tiny_config(fir="fft")
+    before = get_fir_impl()
+    try:
+        tr = Trainer(tiny_config(fir="folded"), tmp_path / "run")
+        tr.train_step()
+        assert get_fir_impl() == "folded"
+    finally:
+        set_fir_impl(before)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Device-machine script: start training the shipped default models in the background (setsid) and report.
 # Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start [SECONDS]|status
-# ARCHS picks the generators (default "stylegan2 stylegan1"). The attribute classifier trains beside the two generators (CLS_STEPS optimiser steps, default 12000).
+# ARCHS picks the generators (default "stylegan2 stylegan1"); FIR (taps|depthwise|folded) and COMPILE=1 pick the
+# fastest step measured by train_matrix.sh. The attribute classifier trains beside them (CLS_STEPS steps,
+# default 12000; CLS_STEPS=0 skips it).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -19,7 +21,7 @@ for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
         data="synthfaces", res=128, kimg=20000, batch=64, arch=arch,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=250, sample_kimg=250, keep_last=2, precision="bf16",
-        compile=False, seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},
+        compile=os.environ.get("COMPILE") == "1", fir=os.environ.get("FIR", "taps"), seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},
     )
     d = Path(f"/tmp/runs/{arch}")
     d.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,7 @@ PY
         setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
     done
     mkdir -p $R/classifier
-    setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 \
+    [ "${CLS_STEPS:-12000}" = 0 ] || setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 \
         --out $R/classifier/synthfaces-classifier.safetensors --json > $R/classifier.log 2>&1 < /dev/null &
     sleep ${2:-120}
     ;&

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from core.cli.common import emit_json
 from core.errors import StyleScopeError
+from core.nn.layers import FIR_IMPLS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("bf16", "fp32"), default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the G/D passes")
     p.add_argument(
+        "--fir",
+        choices=FIR_IMPLS,
+        default=None,
+        help="FIR resampling implementation under autograd (speed only)",
+    )
+    p.add_argument(
         "--cond", action="store_true", default=None, help="class-conditional (datasets with labels)"
     )
     p.add_argument("--seed", type=int, default=None)
@@ -74,6 +81,7 @@ _FIELDS = {
     "sample_kimg": "sample_kimg",
     "precision": "precision",
     "compile": "compile",
+    "fir": "fir",
     "cond": "cond",
     "seed": "seed",
 }

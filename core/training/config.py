@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from core.config import from_json_dict, to_json_dict
 from core.errors import StyleScopeError
 from core.models.stylegan import DiscriminatorConfig, GeneratorConfig, channel_table
+from core.nn.layers import FIR_IMPLS
 
 ARCHS = {"stylegan2": 2, "stylegan1": 1}
 AUGMENTS = ("ada", "diffaug", "none")
@@ -52,6 +53,8 @@ class TrainConfig:
         aug_p: initial augmentation probability (ADA adapts it; ignored otherwise).
         sync_every: steps between host synchronisations (loss read-out, NaN check, stop agreement).
         precision: ``"bf16"`` autocast with fp32 master weights, or ``"fp32"`` (TF32 on CUDA).
+        fir: how FIR resampling runs under autograd (``core.nn.FIR_IMPLS``); the same function either way,
+            only the speed differs (``benchmarks/train.py --fir`` compares them).
         cond: train class-conditionally when the dataset provides labels.
         gpus: processes to launch (one per GPU) when started through the CLI / jobs.
     """
@@ -89,6 +92,7 @@ class TrainConfig:
     sync_every: int = 20
     precision: str = "bf16"
     channels_last: bool = True
+    fir: str = "taps"
     compile: bool = False
     seed: int = 0
     cond: bool = False
@@ -110,6 +114,8 @@ class TrainConfig:
             raise StyleScopeError(f"aug must be one of {AUGMENTS}, got {self.aug!r}")
         if self.precision not in PRECISIONS:
             raise StyleScopeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.fir not in FIR_IMPLS:
+            raise StyleScopeError(f"fir must be one of {FIR_IMPLS}, got {self.fir!r}")
         if not self.channels and self.width not in WIDTH_PRESETS:
             raise StyleScopeError(f"width must be one of {sorted(WIDTH_PRESETS)}, got {self.width!r}")
         if self.channels and len(self.channels) != int(math.log2(res)) - 1:

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from core.errors import StyleScopeError
 from core.models.stylegan import Discriminator, Generator
+from core.nn.layers import set_fir_impl
 from core.training import checkpoint as ckpt
 from core.training import distributed as D_
 from core.training.augment import AdaController, ada_augment, diff_augment
@@ -175,6 +176,7 @@ class Trainer:
             if cfg.precision == "bf16"
             else contextlib.nullcontext
         )
+        set_fir_impl(cfg.fir)  # process-wide; changes speed only (all implementations compute the same)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         # Callables for the main passes (compiled when asked) and eager ones for double-backward passes.
         self.mapping, self.synthesis, self.D_main = self.G.mapping, self.G.synthesis, self.D
