@@ -367,10 +367,30 @@ def interpolation_spec(
     }
 
 
+def ffmpeg_executable() -> str:
+    """The ``ffmpeg`` on PATH, else the one bundled with the ``imageio-ffmpeg`` wheel.
+
+    Raises:
+        InputError: neither exists (then GIF and PNG-zip export still work).
+    """
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise InputError(
+            "MP4 export needs ffmpeg: none on PATH and the imageio-ffmpeg package has no binary for this "
+            f"platform ({exc}); install ffmpeg, or export a GIF or PNG frames instead"
+        ) from None
+
+
 def save_animation(
     frames: Sequence[Image.Image], path: str | os.PathLike, *, fps: int = 15, spec: dict | None = None
 ) -> Path:
-    """Write frames as ``.gif``, ``.mp4`` (needs an ``ffmpeg`` executable) or ``.zip`` of PNGs.
+    """Write frames as ``.gif``, ``.mp4`` (H.264 through ffmpeg) or ``.zip`` of PNGs.
 
     ``spec`` (e.g. :func:`interpolation_spec`) is embedded: as the GIF comment, as ``spec.json`` in the zip
     (and a recipe text chunk in each PNG is left to the caller), and as the MP4 ``comment`` tag.
@@ -406,9 +426,7 @@ def save_animation(
             if text:
                 zf.writestr("spec.json", text)
     else:
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:
-            raise InputError("MP4 export needs an ffmpeg executable on PATH; export a GIF or frames instead")
+        ffmpeg = ffmpeg_executable()
         with tempfile.TemporaryDirectory() as tmp:
             for i, frame in enumerate(frames):
                 frame.save(Path(tmp) / f"f{i:05d}.png")

@@ -114,6 +114,17 @@ def test_save_animation_formats(G, tmp_path):
         explore.save_animation(frames, tmp_path / "a.avi")
 
 
+def test_save_animation_mp4_has_every_frame(G, tmp_path):
+    """MP4 export works out of the box (bundled ffmpeg) and the video holds exactly the frames given."""
+    import imageio_ffmpeg
+
+    frames = to_pil(explore.interpolate(G, 1, 2, steps=5))
+    mp4 = explore.save_animation(frames, tmp_path / "a.mp4", fps=10, spec={"steps": 5})
+    assert mp4.read_bytes()[4:8] == b"ftyp"
+    n_frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(mp4))
+    assert n_frames == 5 and seconds == pytest.approx(0.5, abs=0.05)
+
+
 def test_feature_grid_modes(G):
     _, f = explore.features(G, Recipe(seed=1), "convs.1")
     assert f.shape == (1, 16, 8, 8)

@@ -233,7 +233,7 @@ def build(shared: Shared) -> ExploreTab:
         with gr.Row():
             space = gr.Radio(["w", "z"], value="w", label="Space", info="w: linear in W; z: slerp in Z")
             fmt = gr.Radio(
-                ["gif", "mp4", "zip"], value="gif", label="Export", info="mp4 needs ffmpeg; zip = PNG frames"
+                ["gif", "mp4", "zip"], value="gif", label="Export", info="zip = PNG frames"
             )
             interp_go = gr.Button("Render interpolation", variant="secondary")
         with gr.Row():
