@@ -232,9 +232,7 @@ def build(shared: Shared) -> ExploreTab:
             fps = gr.Slider(1, 60, 15, step=1, label="Frames per second")
         with gr.Row():
             space = gr.Radio(["w", "z"], value="w", label="Space", info="w: linear in W; z: slerp in Z")
-            fmt = gr.Radio(
-                ["gif", "mp4", "zip"], value="gif", label="Export", info="zip = PNG frames"
-            )
+            fmt = gr.Radio(["gif", "mp4", "zip"], value="gif", label="Export", info="zip = PNG frames")
             interp_go = gr.Button("Render interpolation", variant="secondary")
         with gr.Row():
             interp_preview = gr.Image(
