@@ -219,6 +219,13 @@ def test_invert_tab_handler_on_tiny_model(model_file, target_png, tmp_path):
     assert [s["space"] for s in specs] == ["w", "w+"]
     assert len(files) == 2 and all(f.endswith(".npz") for f in files)
     assert len(fig.axes[0].lines) == 2
+    # The W+ reconstruction becomes the Recipe tab's "last image": rendering it gives the reconstruction back
+    from app.tabs import recipe as recipe_tab
+
+    last = invert.latents_recipe(latents)
+    assert json.loads(last)["ws"] == specs[1]["recipe"]["ws"]
+    rendered = recipe_tab.render_recipe(recipe_tab.last_recipe(last), str(model_file))
+    assert np.array_equal(np.asarray(rendered.convert("RGB")), np.asarray(gallery[2][0].convert("RGB")))
     with pytest.raises(gr.Error, match="Upload"):
         invert.invert(str(model_file), None, "W", 5, "0", progress=lambda *a, **k: None)
     bad = tmp_path / "bad.png"

@@ -178,10 +178,19 @@ def build(shared: Shared) -> InvertTab:
     with gr.Accordion("Send to Explore: latents", open=False):
         latents = gr.Code(
             language="json",
-            label='Projected latents: paste a "recipe" object into the Recipe tab to render and edit it',
+            label="Projected latents; the Recipe tab's \"Use the last image's recipe\" renders and edits the reconstruction",
         )
         files = gr.File(label="ws (.npz)", file_count="multiple")
     return InvertTab(image, space, steps, seed, loss, go, stop, gallery, plot, info, latents, files)
+
+
+def latents_recipe(latents: str) -> str:
+    """The recipe of the last projection in the latents JSON (W+ when both ran): the Recipe tab's "last image"."""
+    if not latents:
+        return ""
+    specs = json.loads(latents)
+    spec = specs[-1] if isinstance(specs, list) else specs
+    return json.dumps(spec["recipe"])
 
 
 def wire(h: InvertTab, shared: Shared) -> None:
@@ -192,5 +201,5 @@ def wire(h: InvertTab, shared: Shared) -> None:
         api_name="invert",
         concurrency_id="model",
         concurrency_limit=shared.config.concurrency_limit,
-    )
+    ).success(latents_recipe, h.latents, shared.last_recipe, queue=False, api_visibility="private")
     h.stop.click(request_stop, None, None, queue=False, api_visibility="private")
