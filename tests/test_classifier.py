@@ -168,6 +168,15 @@ def test_train_classifier_runs_stops_and_reports():
     )
     assert torch.equal(again.head_logits.weight, model.head_logits.weight)  # reproducible from the seed
     assert "eval" not in report2
+    # Fine-tuning: starts from the given weights (lr 0 keeps them), leaves the given model untouched
+    before = model.head_logits.weight.clone()
+    tuned, _ = train_classifier(
+        init=model, resolution=32, steps=2, batch=8, seed=2, eval_n=0, buffer_size=32, lr=0.0
+    )
+    assert tuned is not model and tuned.cfg == cfg
+    assert torch.equal(tuned.head_logits.weight, before) and torch.equal(model.head_logits.weight, before)
+    moved, _ = train_classifier(init=model, resolution=32, steps=2, batch=8, seed=2, eval_n=0, buffer_size=32)
+    assert not torch.equal(moved.head_logits.weight, before)
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped classifier not present")
@@ -183,3 +192,31 @@ def test_shipped_classifier_scores_fixed_batch():
     assert min(ev["accuracy"][a] for a in ("bald", "long_hair", "beard")) >= 0.95, ev["accuracy"]
     easy = ("yaw", "skin_tone", "bg_brightness", "clothes_hue")
     assert min(ev["r2"][f] for f in easy) >= 0.9, ev["r2"]
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped classifier not present")
+def test_cli_fine_tunes_from_a_classifier_and_records_it(tmp_path, capsys):
+    from core.checkpoints.native import read_metadata
+    from core.cli import main
+
+    out = tmp_path / "tuned.safetensors"
+    argv = ["classifier", "train", "--init", str(SHIPPED), "--out", str(out), "--steps", "1", "--batch", "2"]
+    argv += [
+        "--resolution",
+        "32",
+        "--buffer",
+        "0",
+        "--eval-n",
+        "0",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--json",
+    ]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    shipped_steps = json.loads(read_metadata(SHIPPED)["steps"])
+    assert report["init"] == {"model": SHIPPED.name, "steps": shipped_steps, "seed": 0}
+    assert json.loads(read_metadata(out)["init"])["steps"] == shipped_steps
+    assert (tmp_path / "CLASSIFIER_CARD.md").is_file()

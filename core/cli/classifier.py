@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="fraction of a batch rendered fresh per step when buffering (0.25)",
     )
+    t.add_argument(
+        "--init",
+        default=None,
+        help="continue from this classifier (fine-tune; pick a new --seed for new images)",
+    )
     t.add_argument("--eval-n", type=int, default=5000, help="held-out renders for the card (0: skip)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     t.add_argument("--no-card", action="store_true", help="do not write CLASSIFIER_CARD.md")
@@ -79,8 +84,16 @@ def _progress_bar(disable: bool, desc: str):
     return bar, progress
 
 
+def _init_meta(path: str) -> dict:
+    """Steps and seed recorded in a classifier file's metadata (empty when absent)."""
+    from core.checkpoints.native import read_metadata
+
+    meta = read_metadata(path)
+    return {k: json.loads(meta[k]) for k in ("steps", "seed") if k in meta}
+
+
 def run_train(args: argparse.Namespace) -> int:
-    from core.models.classifier import save_classifier
+    from core.models.classifier import load_classifier, save_classifier
     from core.models.classifier_train import HELD_OUT_SEED_OFFSET, classifier_card, train_classifier
 
     if args.steps < 1:
@@ -90,6 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"--out must end in .safetensors, got {out.name!r}")
     device = resolve_device(args.device)
     batch = args.batch or (256 if device.type == "cuda" else 64)
+    init = load_classifier(args.init, device="cpu") if args.init else None
     stop = {"flag": False}
 
     def on_sigint(signum, frame):  # first Ctrl-C: finish the step, evaluate and save; second: abort
@@ -112,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
             refresh=args.refresh,
             progress=progress,
             should_stop=lambda: stop["flag"],
+            init=init,
         )
     finally:
         bar.close()
@@ -123,6 +138,9 @@ def run_train(args: argparse.Namespace) -> int:
         "min_accuracy": report.get("eval", {}).get("min_accuracy"),
         "min_r2": report.get("eval", {}).get("min_r2"),
     }
+    if args.init:
+        report["init"] = {"model": Path(args.init).name, **_init_meta(args.init)}
+        meta["init"] = report["init"]
     save_classifier(model, out, metadata=meta)
     report["model"] = str(out)
     if not args.no_card:

@@ -174,6 +174,7 @@ def train_classifier(
     refresh: float | None = None,
     eval_n: int = 2000,
     cfg: ClassifierConfig | None = None,
+    init: AttributeClassifier | None = None,
 ) -> tuple[AttributeClassifier, dict]:
     """Train an :class:`AttributeClassifier` on SynthFaces rendered on the fly, then evaluate it held-out.
 
@@ -192,6 +193,8 @@ def train_classifier(
             0.25 elsewhere. Ignored without a buffer.
         eval_n: held-out images for the final report (0: skip).
         cfg: model config; default ``ClassifierConfig.synthfaces()``.
+        init: a trained classifier to continue from (fine-tuning: its config and weights; ``init`` itself is
+            not modified). Use another ``seed`` than its run's to see new images.
 
     Returns:
         ``(model in eval mode, report)``; the report holds the config, steps done, the last losses and (if
@@ -206,11 +209,15 @@ def train_classifier(
     cuda = device.type == "cuda"
     buffer_size = (0 if cuda else 16 * batch) if buffer_size is None else buffer_size
     refresh = (1.0 if cuda else 0.25) if refresh is None else refresh
+    if init is not None:
+        cfg = init.cfg
     cfg = cfg or ClassifierConfig.synthfaces()
     gen_cpu = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # module init draws from the global RNG; forked, so the caller's is untouched
         model = AttributeClassifier(cfg)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
@@ -270,6 +277,7 @@ def train_classifier(
         "steps": done,
         "steps_requested": steps,
         "batch": batch,
+        "lr": lr,
         "resolution": resolution,
         "seed": seed,
         "device": str(device),
@@ -408,6 +416,12 @@ def classifier_card(report: dict, *, model_file: str = "synthfaces-classifier.sa
         "brightness/contrast/saturation +-2-6%); final loss "
         f"{report['final_loss']:.4f}.",
     ]
+    if report.get("init"):
+        init = report["init"]
+        lines.append(
+            f"* Fine-tuned (the steps above, cosine-annealed from lr {report.get('lr', '?')}) from `{init['model']}`, "
+            f"itself trained {init.get('steps', '?')} steps on stream seed {init.get('seed', '?')}."
+        )
     if report["steps"] < report.get("steps_requested", report["steps"]):
         lines.append(
             f"* Stopped early at step {report['steps']} of {report['steps_requested']} (learning rate not yet "
