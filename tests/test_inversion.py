@@ -225,7 +225,10 @@ def test_invert_tab_handler_on_tiny_model(model_file, target_png, tmp_path):
     last = invert.latents_recipe(latents)
     assert json.loads(last)["ws"] == specs[1]["recipe"]["ws"]
     rendered = recipe_tab.render_recipe(recipe_tab.last_recipe(last), str(model_file))
-    assert np.array_equal(np.asarray(rendered.convert("RGB")), np.asarray(gallery[2][0].convert("RGB")))
+    diff = np.abs(
+        np.asarray(rendered.convert("RGB"), np.int16) - np.asarray(gallery[2][0].convert("RGB"), np.int16)
+    )
+    assert diff.max() <= 1  # the same latents; the projection's own forward may round a pixel differently
     with pytest.raises(gr.Error, match="Upload"):
         invert.invert(str(model_file), None, "W", 5, "0", progress=lambda *a, **k: None)
     bad = tmp_path / "bad.png"

@@ -35,19 +35,59 @@ def separable_taps(taps: Sequence[float], gain: float = 1.0) -> tuple[tuple[floa
     return tuple(t * gain for t in row), row
 
 
-def _fir(x: Tensor, taps: tuple[float, ...], dim: int, down: int) -> Tensor:
-    # out[i] = sum_j taps[::-1][j] * x[i*down + j]: a true convolution written as shifted multiply-adds. Pure
-    # elementwise work: cheap first and second derivatives (R1, path length) on every device.
-    flipped = taps[::-1]
-    n_out = (x.shape[dim] - len(taps)) // down + 1
+def _correlate(x: Tensor, coeffs: tuple[float, ...], dim: int, down: int) -> Tensor:
+    """``out[i] = sum_j coeffs[j] * x[i*down + j]`` along ``dim`` (2 or 3), as shifted multiply-adds.
+
+    One kernel per tap (``torch.add(acc, part, alpha=c)`` multiplies and accumulates at once), no convolution.
+    """
+    n_out = (x.shape[dim] - len(coeffs)) // down + 1
     span = (n_out - 1) * down + 1
     acc = None
-    for j, t in enumerate(flipped):
+    for j, c in enumerate(coeffs):
         part = x.narrow(dim, j, span)
         if down > 1:
             part = part[:, :, ::down] if dim == 2 else part[:, :, :, ::down]
-        acc = part * t if acc is None else acc + part * t
+        acc = part * c if acc is None else torch.add(acc, part, alpha=c)
     return acc
+
+
+class _Fir1d(torch.autograd.Function):
+    """1-D FIR correlation along one axis whose backward is again a (padded) FIR correlation.
+
+    Autograd's own derivative of the shifted slices costs a zero-filled tensor, a copy and a multiply per tap;
+    the adjoint written out is ``zero-insert (down) -> pad -> correlate with the reversed taps``: about a third
+    of the kernels, nothing saved for backward (the filter is linear), and differentiable again for R1 / path
+    length (the backward calls this same function).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, coeffs: tuple[float, ...], dim: int, down: int) -> Tensor:
+        ctx.coeffs, ctx.dim, ctx.down, ctx.length = coeffs, dim, down, x.shape[dim]
+        return _correlate(x, coeffs, dim, down)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _fir1d_adjoint(grad, ctx.coeffs, ctx.dim, ctx.down, ctx.length), None, None, None
+
+
+def _fir1d_adjoint(grad: Tensor, coeffs: tuple[float, ...], dim: int, down: int, length: int) -> Tensor:
+    k, n_out = len(coeffs), grad.shape[dim]
+    span = (n_out - 1) * down + 1
+    if down > 1:  # zero insertion: grad[i] lands at position i * down
+        g = grad.unsqueeze(dim + 1)
+        g = F.pad(g, [0, 0, 0, down - 1] if dim == 2 else [0, down - 1])
+        shape = list(grad.shape)
+        shape[dim] = n_out * down
+        grad = g.reshape(shape).narrow(dim, 0, span)
+    pads = (k - 1, length - span)
+    grad = F.pad(grad, [0, 0, *pads] if dim == 2 else list(pads))
+    return _Fir1d.apply(grad, coeffs[::-1], dim, 1)
+
+
+def _fir(x: Tensor, taps: tuple[float, ...], dim: int, down: int) -> Tensor:
+    # A true convolution with ``taps`` along ``dim``: correlation with the reversed taps. Elementwise work only,
+    # so first and second derivatives (R1, path length) stay cheap on every device.
+    return _Fir1d.apply(x, taps[::-1], dim, down)
 
 
 FIR_IMPLS = ("taps", "depthwise", "folded")
