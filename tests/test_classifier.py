@@ -216,7 +216,12 @@ def test_cli_fine_tunes_from_a_classifier_and_records_it(tmp_path, capsys):
     ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
-    shipped_steps = json.loads(read_metadata(SHIPPED)["steps"])
-    assert report["init"] == {"model": SHIPPED.name, "steps": shipped_steps, "seed": 0}
+    shipped = read_metadata(SHIPPED)
+    shipped_steps = json.loads(shipped["steps"])
+    assert report["init"] == {
+        "model": SHIPPED.name,
+        "steps": shipped_steps,
+        "seed": json.loads(shipped["seed"]),
+    }
     assert json.loads(read_metadata(out)["init"])["steps"] == shipped_steps
     assert (tmp_path / "CLASSIFIER_CARD.md").is_file()
