@@ -95,7 +95,8 @@ _fir_impl = "taps"
 
 
 def set_fir_impl(impl: str) -> None:
-    """Choose how FIR resampling runs when gradients flow (training, projection); inference is unaffected.
+    """Choose how FIR resampling runs when gradients flow (training, projection). CPU inference always takes
+    the depthwise path (fastest there); ``"depthwise"`` also forces it everywhere else.
 
     ``"taps"``: separable multiply-adds (elementwise kernels only; many small launches). ``"depthwise"``: one
     grouped (groups=C) convolution / transposed convolution per filter. ``"folded"``: zero insertion, padding
