@@ -4,8 +4,14 @@
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
-pkill -TERM -f "core.training"
-for i in $(seq 60); do pgrep -f "core.training" >/dev/null || break; sleep 1; done
+# Patterns anchored at the start of the command line, so they never match a shell that merely mentions them.
+GAN='^python -m core.training'
+CLS='^python -m core.cli classifier train'
+pkill -TERM -f "$GAN"
+# The classifier treats its first SIGINT as "finish this step, evaluate, save": stop it early but keep its work.
+pkill -INT -f "$CLS"
+for i in $(seq 60); do pgrep -f "$GAN" >/dev/null || break; sleep 1; done
+for i in $(seq ${CLS_WAIT:-180}); do pgrep -f "$CLS" >/dev/null || break; sleep 1; done
 python - <<'PY'
 import json, os, shutil
 from pathlib import Path

@@ -9,7 +9,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
 case "${1:-status}" in
 start)
-    pkill -f "core.training" ; sleep 2; rm -rf $R
+    pkill -f '^python -m core.training'; pkill -f '^python -m core.cli classifier train'; sleep 2; rm -rf $R
     mkdir -p $R
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python - <<'PY'
