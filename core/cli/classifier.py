@@ -11,7 +11,7 @@ import json
 import signal
 from pathlib import Path
 
-from core.cli.common import emit_json, resolve_device
+from core.cli.common import emit_json, progress_bar, resolve_device
 from core.errors import InputError
 
 DEFAULT_CLASSIFIER = (
@@ -71,19 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _progress_bar(disable: bool, desc: str):
-    from tqdm import tqdm
-
-    bar = tqdm(desc=desc, disable=disable, unit="step")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return bar, progress
-
-
 def _init_meta(path: str) -> dict:
     """Steps and seed recorded in a classifier file's metadata (empty when absent)."""
     from core.checkpoints.native import read_metadata
@@ -112,24 +99,23 @@ def run_train(args: argparse.Namespace) -> int:
         stop["flag"] = True
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    bar, progress = _progress_bar(args.json, "classifier")
     try:
-        model, report = train_classifier(
-            resolution=args.resolution,
-            steps=args.steps,
-            batch=batch,
-            lr=args.lr,
-            device=device,
-            seed=args.seed,
-            eval_n=args.eval_n,
-            buffer_size=args.buffer,
-            refresh=args.refresh,
-            progress=progress,
-            should_stop=lambda: stop["flag"],
-            init=init,
-        )
+        with progress_bar("classifier", unit="step", disable=args.json) as progress:
+            model, report = train_classifier(
+                resolution=args.resolution,
+                steps=args.steps,
+                batch=batch,
+                lr=args.lr,
+                device=device,
+                seed=args.seed,
+                eval_n=args.eval_n,
+                buffer_size=args.buffer,
+                refresh=args.refresh,
+                progress=progress,
+                should_stop=lambda: stop["flag"],
+                init=init,
+            )
     finally:
-        bar.close()
         signal.signal(signal.SIGINT, previous)
     meta = {
         "steps": report["steps"],

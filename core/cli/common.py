@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -62,3 +64,26 @@ def resolve_device(name: str | None) -> torch.device:
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def progress_bar(
+    desc: str, *, unit: str = "it", disable: bool = False, leave: bool = True
+) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr driven by the core's ``progress(done, total)`` callbacks; closed on exit.
+
+    Usage: ``with progress_bar("collect", unit="img") as progress: core_function(..., progress=progress)``.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, disable=disable, leave=leave, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        bar.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from core.errors import InputError
 
@@ -57,30 +56,17 @@ def run_import(args: argparse.Namespace) -> int:
             ``--res``, DST not writable); ``core.cli.main`` prints them as one line and exits nonzero.
     """
     # Imported here so `stylescope --help` does not pay for torch.
+    from core.cli.common import progress_bar
     from core.data.datasets import import_dataset
 
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.json:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="img", desc="import", file=sys.stderr)
-        bar.update(done - bar.n)
-
     try:
-        report = import_dataset(
-            args.src, args.dst, resolution=args.res, overwrite=args.overwrite, progress=progress
-        )
+        with progress_bar("import", unit="img", disable=args.json) as progress:
+            report = import_dataset(
+                args.src, args.dst, resolution=args.res, overwrite=args.overwrite, progress=progress
+            )
     except OSError as e:
         # Disk full, permissions...: user-fixable, so it becomes a one-line InputError like the rest.
         raise InputError(f"cannot write the dataset to {args.dst}: {e.strerror or e}") from None
-    finally:
-        if bar is not None:
-            bar.close()
     if args.json:
         print(json.dumps(report))
     else:

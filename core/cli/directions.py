@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.cli.common import emit_json, parse_seeds, resolve_device
+from core.cli.common import emit_json, parse_seeds, progress_bar, resolve_device
 from core.errors import InputError
 
 DEFAULT_CLASSIFIER = (
@@ -129,17 +129,6 @@ def _load_model(args):
     return core.load_generator(args.model, device=device), file_digest(args.model), device
 
 
-def _bar(desc: str):
-    bar = tqdm(desc=desc, unit="img", leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return bar, update
-
-
 def _open_set(path: str, G, digest: str):
     from core.directions import DirectionSet, load_directions
 
@@ -175,8 +164,7 @@ def run_fit(args: argparse.Namespace) -> int:
             raise InputError(
                 f"unknown attribute {args.attribute!r}; the classifier knows {', '.join(scorer.attributes)}"
             )
-        bar, update = _bar("collect")
-        with bar:
+        with progress_bar("collect", unit="img", leave=False) as update:
             samples = collect(G, scorer, args.samples, seed=args.seed, space=args.space, truncation_psi=args.psi,
                               batch_size=args.batch, progress=update)  # fmt: skip
         column, method, ratio, name = args.attribute, "svm", args.ratio, args.name or args.attribute
@@ -352,8 +340,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     svm = [n for n in dirs.base_names() if dirs[n].attribute in scorer.attributes and dirs[n].space == "w"]
     if not svm:
         raise InputError(f"{args.directions}: no W-space direction matches a classifier attribute")
-    bar, update = _bar("collect")
-    with bar:
+    with progress_bar("collect", unit="img", leave=False) as update:
         ev = collect(G, scorer, args.samples, seed=args.seed, batch_size=args.batch, progress=update)
     related = related_attributes(ev.scores, scorer.attributes)
     ws = ev.ws(G.num_ws)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from core.cli.classifier import DEFAULT_CLASSIFIER
-from core.cli.common import emit_json, resolve_device
+from core.cli.common import emit_json, progress_bar, resolve_device
 from core.errors import InputError
 
 
@@ -51,16 +51,7 @@ def run(args: argparse.Namespace) -> int:
     G = core.load_generator(args.model, device=device)
     classifier = load_classifier(args.classifier, device=device)
 
-    from tqdm import tqdm
-
-    bar = tqdm(desc="evaluate", unit="img", disable=args.json)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with progress_bar("evaluate", unit="img", disable=args.json) as progress:
         report = evaluate_model(
             G,
             classifier,
@@ -73,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
             noise_draws=args.noise_draws,
             progress=progress,
         )
-    finally:
-        bar.close()
     report["model"] = str(args.model)
     report["classifier"] = str(args.classifier)
     if args.out:

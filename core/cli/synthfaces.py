@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from core.errors import InputError
 
@@ -60,37 +59,23 @@ def run_synthfaces(args: argparse.Namespace) -> int:
         InputError: bad numbers, DST is a file or already holds a dataset, or DST is not writable.
     """
     # Imported here so `stylescope --help` does not pay for torch.
-    from core.cli.common import resolve_device
+    from core.cli.common import progress_bar, resolve_device
     from core.data.synthfaces import export
 
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.json:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="img", desc="synthfaces", file=sys.stderr)
-        bar.update(done - bar.n)
-
     try:
-        report = export(
-            args.dst,
-            n=args.n,
-            resolution=args.res,
-            seed=args.seed,
-            detail=not args.no_detail,
-            overwrite=args.overwrite,
-            device=resolve_device(args.device),
-            progress=progress,
-        )
+        with progress_bar("synthfaces", unit="img", disable=args.json) as progress:
+            report = export(
+                args.dst,
+                n=args.n,
+                resolution=args.res,
+                seed=args.seed,
+                detail=not args.no_detail,
+                overwrite=args.overwrite,
+                device=resolve_device(args.device),
+                progress=progress,
+            )
     except OSError as e:
         raise InputError(f"cannot write the dataset to {args.dst}: {e.strerror or e}") from None
-    finally:
-        if bar is not None:
-            bar.close()
     if args.json:
         print(json.dumps(report))
     else:
