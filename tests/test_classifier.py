@@ -138,34 +138,24 @@ def test_train_classifier_runs_stops_and_reports():
         input_resolution=32, channels=(8, 16, 16), feature_dim=128, stem_stride=1
     )
     calls = []
-    model, report = train_classifier(
+    run = dict(
         cfg=cfg,
         resolution=32,
         steps=5,
         batch=8,
         seed=1,
-        eval_n=16,
         buffer_size=32,
         progress=lambda d, n: calls.append((d, n)),
         should_stop=lambda: len(calls) >= 3,
     )
+    model, report = train_classifier(**run, eval_n=16)
     assert report["steps"] == 3 and calls[-1] == (3, 5)
     assert not model.training
     assert set(report["eval"]["accuracy"]) == set(cfg.attributes)
     assert report["eval_blur"]["blur"] is True
     assert report["images_rendered"] == 32 + 3 * 2  # buffer fill + a quarter batch per step
     calls.clear()
-    again, report2 = train_classifier(
-        cfg=cfg,
-        resolution=32,
-        steps=5,
-        batch=8,
-        seed=1,
-        eval_n=0,
-        buffer_size=32,
-        progress=lambda d, n: calls.append((d, n)),
-        should_stop=lambda: len(calls) >= 3,
-    )
+    again, report2 = train_classifier(**run, eval_n=0)
     assert torch.equal(again.head_logits.weight, model.head_logits.weight)  # reproducible from the seed
     assert "eval" not in report2
     # Fine-tuning: starts from the given weights (lr 0 keeps them), leaves the given model untouched

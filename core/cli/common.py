@@ -66,6 +66,15 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def print_report(report: dict, *, compact: bool, summary: str) -> None:
+    """A command's JSON report: one line with ``--json``; else indented, then a one-line summary on stderr."""
+    if compact:
+        emit_json(report)
+        return
+    print(json.dumps(report, indent=2))
+    print(summary, file=sys.stderr)
+
+
 @contextlib.contextmanager
 def progress_bar(
     desc: str, *, unit: str = "it", disable: bool = False, leave: bool = True

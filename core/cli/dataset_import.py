@@ -6,8 +6,6 @@ Mounted by ``core.cli`` under the ``dataset`` command via :func:`register`.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from core.errors import InputError
 
@@ -56,7 +54,7 @@ def run_import(args: argparse.Namespace) -> int:
             ``--res``, DST not writable); ``core.cli.main`` prints them as one line and exits nonzero.
     """
     # Imported here so `stylescope --help` does not pay for torch.
-    from core.cli.common import progress_bar
+    from core.cli.common import print_report, progress_bar
     from core.data.datasets import import_dataset
 
     try:
@@ -67,12 +65,6 @@ def run_import(args: argparse.Namespace) -> int:
     except OSError as e:
         # Disk full, permissions...: user-fixable, so it becomes a one-line InputError like the rest.
         raise InputError(f"cannot write the dataset to {args.dst}: {e.strerror or e}") from None
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(json.dumps(report, indent=2))
-        print(
-            f"imported {report['imported']} images, skipped {len(report['skipped'])} -> {report['output']}",
-            file=sys.stderr,
-        )
+    summary = f"imported {report['imported']} images, skipped {len(report['skipped'])} -> {report['output']}"
+    print_report(report, compact=args.json, summary=summary)
     return 0

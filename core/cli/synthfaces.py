@@ -7,8 +7,6 @@ Mounted by ``core.cli`` under the ``dataset`` command via :func:`register`.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from core.errors import InputError
 
@@ -59,7 +57,7 @@ def run_synthfaces(args: argparse.Namespace) -> int:
         InputError: bad numbers, DST is a file or already holds a dataset, or DST is not writable.
     """
     # Imported here so `stylescope --help` does not pay for torch.
-    from core.cli.common import progress_bar, resolve_device
+    from core.cli.common import print_report, progress_bar, resolve_device
     from core.data.synthfaces import export
 
     try:
@@ -76,9 +74,7 @@ def run_synthfaces(args: argparse.Namespace) -> int:
             )
     except OSError as e:
         raise InputError(f"cannot write the dataset to {args.dst}: {e.strerror or e}") from None
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(json.dumps(report, indent=2))
-        print(f"wrote {report['images']} SynthFaces images -> {report['output']}", file=sys.stderr)
+    print_report(
+        report, compact=args.json, summary=f"wrote {report['images']} SynthFaces images -> {report['output']}"
+    )
     return 0
