@@ -80,10 +80,12 @@ def gpu_suite(args) -> None:
     with torch.device("cpu"):
         torch.manual_seed(0)
         G_cpu = Generator(GeneratorConfig(img_resolution=1024)).eval().requires_grad_(False)
+    z = torch.randn(8, 512, generator=gen)
+    with torch.inference_mode():  # CPU float32 reference for the GPU fp32 path (a correctness check)
+        cpu_ref = G_cpu.synthesis(G_cpu.mapping(z[:1], truncation_psi=0.7), noise_mode="const")
     G = G_cpu.to(dev)
-    z = torch.randn(8, 512, generator=gen).to(dev)
     with torch.inference_mode():
-        ws_all = G.mapping(z, truncation_psi=0.7)
+        ws_all = G.mapping(z.to(dev), truncation_psi=0.7)
     gflop = gflop_per_image(G, ws_all)
     name = torch.cuda.get_device_name()
     variants = [
@@ -114,6 +116,8 @@ def gpu_suite(args) -> None:
             }
             if opts.precision == "fp32":
                 reference[batch] = out
+                if batch == 1:
+                    rec["max_abs_diff_vs_cpu_fp32"] = float((out.cpu() - cpu_ref).abs().max())
             elif batch in reference:
                 rec["psnr_vs_fp32_db"] = round(psnr(out, reference[batch]), 2)
             print(json.dumps(rec), flush=True)

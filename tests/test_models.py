@@ -209,7 +209,7 @@ def test_fir_implementations_agree_through_double_backward(layer):
     results = {}
     before = get_fir_impl()
     try:
-        for impl in ("taps", "depthwise", "folded"):
+        for impl in ("taps", "depthwise", "folded", "fused"):
             set_fir_impl(impl)
             x = x0.clone().requires_grad_(True)
             s = scale.clone().requires_grad_(True)
@@ -219,11 +219,58 @@ def test_fir_implementations_agree_through_double_backward(layer):
             results[impl] = (y.detach(), g.detach(), gs)
     finally:
         set_fir_impl(before)
-    for impl in ("depthwise", "folded"):
+    for impl in ("depthwise", "folded", "fused"):
         for a, b in zip(results["taps"], results[impl], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="FIR implementation"):
         set_fir_impl("fft")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("fused_modconv", [None, True, False])
+def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv):
+    """ "fused" FIR: the generator's up-sampling convs and the discriminator's down-sampling convs run as one
+    convolution with the filter folded into the weights -- same images, same D outputs, same gradients
+    (also the R1-style second derivative), for batch 1 and the batched evaluation orders."""
+    from core.models.stylegan import Discriminator, DiscriminatorConfig
+    from core.nn import get_fir_impl, set_fir_impl
+
+    gen = torch.Generator().manual_seed(11)
+    G = Generator(
+        GeneratorConfig(
+            img_resolution=32, z_dim=16, w_dim=16, n_mlp=2, channels=(16, 16, 8, 8), version=version
+        )
+    )
+    D = Discriminator(DiscriminatorConfig(img_resolution=32, channels=(16, 16, 8, 8))).double()
+    with torch.no_grad():
+        for p in [*G.parameters(), *D.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=gen))  # untrained zeros would hide noise / bias paths
+    ws = torch.randn(3, G.num_ws, 16, generator=gen)
+    img = torch.randn(4, 3, 32, 32, generator=gen, dtype=torch.float64)
+    before = get_fir_impl()
+    out = {}
+    try:
+        for impl in ("taps", "fused"):
+            set_fir_impl(impl)
+            w = ws.clone().requires_grad_(True)
+            y = torch.cat(
+                [G.synthesis(b, noise_mode="const", fused_modconv=fused_modconv) for b in (w[:1], w[1:])]
+            )
+            (gw,) = torch.autograd.grad(y.square().mean(), w)
+            x = img.clone().requires_grad_(True)
+            logits = D(x)
+            (gx,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            (gp,) = torch.autograd.grad(
+                gx.square().sum(), D.convs[1].conv1[0].weight
+            )  # R1's parameter gradient
+            out[impl] = (y.detach(), gw, logits.detach(), gx.detach(), gp)
+    finally:
+        set_fir_impl(before)
+    for name, a, b in zip(
+        ("image", "d image/d w", "D", "d D/d x", "d|dD/dx|^2/d theta"), *out.values(), strict=True
+    ):
+        tol = (1e-10 if a.dtype == torch.float64 else 2e-6) * max(1.0, a.abs().max().item())
+        assert (a - b).abs().max().item() < tol, name
 
 
 @pytest.mark.parametrize("dim", [2, 3])

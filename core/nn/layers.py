@@ -90,7 +90,7 @@ def _fir(x: Tensor, taps: tuple[float, ...], dim: int, down: int) -> Tensor:
     return _Fir1d.apply(x, taps[::-1], dim, down)
 
 
-FIR_IMPLS = ("taps", "depthwise", "folded")
+FIR_IMPLS = ("taps", "depthwise", "folded", "fused")
 _fir_impl = "taps"
 
 
@@ -100,8 +100,12 @@ def set_fir_impl(impl: str) -> None:
 
     ``"taps"``: separable multiply-adds (elementwise kernels only; many small launches). ``"depthwise"``: one
     grouped (groups=C) convolution / transposed convolution per filter. ``"folded"``: zero insertion, padding
-    and one single-channel convolution over ``N*C`` maps. All three compute the same function; they differ
-    in speed per device and in the cost of double backward (R1, path length).
+    and one single-channel convolution over ``N*C`` maps. ``"fused"``: where a filter sits next to a
+    convolution (the up-sampling style conv, the discriminator's down-sampling convs) it is folded into that
+    convolution's weights (``fir_fold``), so filter and conv are ONE dense (transposed) convolution; the
+    remaining stand-alone filters (the 3-channel skip image, StyleGAN v1's up-sampling) run as ``"taps"``. All compute the same function;
+    they differ in speed per device and in the cost of double backward (R1, path length). GPU inference
+    without gradients always folds (one dense conv beats conv + filter passes there).
     """
     global _fir_impl
     if impl not in FIR_IMPLS:
@@ -111,6 +115,36 @@ def set_fir_impl(impl: str) -> None:
 
 def get_fir_impl() -> str:
     return _fir_impl
+
+
+def fold_active(x: Tensor) -> bool:
+    """Whether convolutions adjacent to a FIR filter fold it into their weights for input ``x``."""
+    if _fir_impl == "fused":
+        return True
+    return (
+        x.device.type != "cpu"
+        and _fir_impl != "depthwise"
+        and not (x.requires_grad and torch.is_grad_enabled())
+    )
+
+
+def fir_fold(weight: Tensor, kernel: Tensor) -> Tensor:
+    """Full 2-D convolution of every ``k x k`` slice of ``weight [A, B, k, k]`` with ``kernel [kh, kw]``.
+
+    A FIR filter applied before or after a convolution is a convolution too, and the two compose into one
+    convolution with a ``(k + kh - 1)`` kernel (associativity). Computed in (at least) float32 outside autocast:
+    the weights are small, the result is cast back to ``weight.dtype``.
+    """
+    a, b, k1, k2 = weight.shape
+    kh, kw = kernel.shape
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    with torch.autocast(weight.device.type, enabled=False):
+        out = F.conv2d(
+            weight.to(dtype).reshape(a * b, 1, k1, k2),
+            kernel.to(dtype).flip([0, 1])[None, None],
+            padding=(kh - 1, kw - 1),
+        )
+    return out.reshape(a, b, k1 + kh - 1, k2 + kw - 1).to(weight.dtype)
 
 
 def upfirdn2d(
@@ -135,9 +169,7 @@ def upfirdn2d(
     Returns:
         ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
     """
-    if _fir_impl == "depthwise" or (
-        x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
-    ):
+    if _fir_impl == "depthwise" or not (x.requires_grad and torch.is_grad_enabled()):
         return _upfirdn2d_depthwise(x, kernel, up=up, down=down, pad=pad)
     n, c, h, w = x.shape
     if up > 1:
@@ -148,7 +180,7 @@ def upfirdn2d(
     x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    if taps is not None and _fir_impl == "taps":
+    if taps is not None and _fir_impl in ("taps", "fused"):
         return _fir(_fir(x, taps[0], 2, down), taps[1], 3, down)
     # General kernel: fold channels into the batch and run ONE single-channel convolution (a depthwise conv
     # with groups=C would differentiate twice one group at a time).
@@ -304,7 +336,11 @@ class EqualConv2d(nn.Module):
 
 
 class ConvLayer(nn.Sequential):
-    """[Blur] -> EqualConv2d -> [FusedLeakyReLU], the discriminator's conv unit (rosinality layout)."""
+    """[Blur] -> EqualConv2d -> [FusedLeakyReLU], the discriminator's conv unit (rosinality layout).
+
+    When folding is active (``fold_active``) a down-sampling unit runs blur + strided conv as one strided
+    convolution with the filter folded into the weights.
+    """
 
     def __init__(
         self,
@@ -328,6 +364,21 @@ class ConvLayer(nn.Sequential):
         if activate:
             layers.append(FusedLeakyReLU(out_ch, bias=bias))
         super().__init__(*layers)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.downsample and fold_active(x)):
+            return super().forward(x)
+        blur, conv = self[0], self[1]
+        # blur then correlate with w == correlate with (w * flipped blur kernel), the full convolution.
+        weight = fir_fold(conv.weight * conv.scale, blur.kernel.flip([0, 1]))
+        p0, p1 = blur.pad
+        if p0 != p1:
+            x, p0 = F.pad(x, [p0, p1, p0, p1]), 0
+        x = F.conv2d(x, weight.to(x.dtype), conv.bias, stride=conv.stride, padding=p0)
+        for layer in list(self)[2:]:
+            x = layer(x)
+        return x
 
 
 class ResBlock(nn.Module):

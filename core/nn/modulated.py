@@ -21,7 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.nn.layers import SQRT2, Blur, EqualConv2d, EqualLinear, FusedLeakyReLU, NoiseInjection, Upsample
+from core.nn.layers import (
+    SQRT2,
+    Blur,
+    EqualConv2d,
+    EqualLinear,
+    FusedLeakyReLU,
+    NoiseInjection,
+    Upsample,
+    fir_fold,
+    fold_active,
+)
 
 
 class ModulatedConv2d(nn.Module):
@@ -67,8 +77,7 @@ class ModulatedConv2d(nn.Module):
             return self._forward_fused(x, styles, weight)
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         if self.upsample:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
-            x = self.blur(x)
+            x = self._up(x, weight.transpose(0, 1).to(x.dtype))
         elif self.kernel_size == 1:
             x = conv1x1(x, weight[:, :, 0, 0].to(x.dtype))
         else:
@@ -127,7 +136,7 @@ class ModulatedConv2d(nn.Module):
             if k == 1 and not self.upsample:
                 return conv1x1(x, wgt[:, :, 0, 0])
             if self.upsample:
-                return self.blur(F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2))
+                return self._up(x, wgt.transpose(0, 1))
             return F.conv2d(x, wgt, padding=self.padding)
         h, w_ = x.shape[2], x.shape[3]
         out_px = h * w_ * (4 if self.upsample else 1)
@@ -136,7 +145,7 @@ class ModulatedConv2d(nn.Module):
             xs = x * s.to(x.dtype)[None, :, None, None]
             wgt = base.permute(0, 3, 1, 2).to(x.dtype)  # channels_last view of the cached weight
             if self.upsample:
-                out = self.blur(F.conv_transpose2d(xs, wgt, stride=2))
+                out = self._up(xs, wgt)
             elif k == 1:
                 out = conv1x1(xs, wgt[:, :, 0, 0])
             else:
@@ -145,11 +154,22 @@ class ModulatedConv2d(nn.Module):
         coef = s[None, :].expand(self.out_ch, -1) if d is None else d[:, None] * s[None, :]  # [O, I]
         if self.upsample:
             wgt = (base * coef.t()[:, None, None, :]).to(x.dtype).permute(0, 3, 1, 2)  # [I, O, k, k]
-            return self.blur(F.conv_transpose2d(x, wgt, stride=2))
+            return self._up(x, wgt)
         wgt = (base * coef[:, None, None, :]).to(x.dtype).permute(0, 3, 1, 2)  # [O, I, k, k]
         if k == 1:
             return conv1x1(x, wgt[:, :, 0, 0])
         return F.conv2d(x, wgt, padding=self.padding)
+
+    def _up(self, x: Tensor, weight: Tensor, groups: int = 1) -> Tensor:
+        """Transposed stride-2 convolution with ``weight [I, O, k, k]`` followed by the blur.
+
+        With folding active the blur is folded into the weight: ``(x conv^T w) * K == x conv^T (w * K)``,
+        one dense transposed convolution with a ``k + 3`` kernel, cropped by the transposed conv's padding.
+        """
+        if not fold_active(x):
+            return self.blur(F.conv_transpose2d(x, weight, stride=2, groups=groups))
+        kernel = self.blur.kernel
+        return _conv_transpose_folded(x, fir_fold(weight, kernel), kernel.shape[0], self.blur.pad, groups)
 
     def _forward_fused(self, x: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
         n, _, h, w_ = x.shape
@@ -166,9 +186,8 @@ class ModulatedConv2d(nn.Module):
         if self.upsample:
             # Transposed conv wants [in, out, k, k] per group.
             wgt = wgt.transpose(1, 2).reshape(n * self.in_ch, self.out_ch, k, k)
-            out = F.conv_transpose2d(x.reshape(1, n * self.in_ch, h, w_), wgt, stride=2, groups=n)
-            out = out.reshape(n, self.out_ch, out.shape[2], out.shape[3])
-            return self.blur(out)
+            out = self._up(x.reshape(1, n * self.in_ch, h, w_), wgt, groups=n)
+            return out.reshape(n, self.out_ch, out.shape[2], out.shape[3])
         if k == 1:
             return conv1x1(x, wgt[:, :, :, 0, 0])
         out = F.conv2d(
@@ -178,6 +197,22 @@ class ModulatedConv2d(nn.Module):
             groups=n,
         )
         return out.reshape(n, self.out_ch, h, w_)
+
+
+def _conv_transpose_folded(
+    x: Tensor, weight: Tensor, fir_len: int, pad: tuple[int, int], groups: int = 1
+) -> Tensor:
+    """Stride-2 transposed convolution with a FIR-folded ``weight``, cropped as ``upfirdn2d(pad=pad)`` crops.
+
+    Output ``o`` of the filter is element ``o + fir_len - 1 - pad[0]`` of the full transposed convolution;
+    equal crops on both sides are the transposed convolution's own ``padding``.
+    """
+    crop0, crop1 = fir_len - 1 - pad[0], fir_len - 1 - pad[1]
+    weight = weight.to(x.dtype)
+    if crop0 == crop1 and crop0 >= 0:
+        return F.conv_transpose2d(x, weight, stride=2, padding=crop0, groups=groups)
+    out = F.conv_transpose2d(x, weight, stride=2, groups=groups)
+    return F.pad(out, [-crop0, -crop1, -crop0, -crop1])
 
 
 def conv1x1(x: Tensor, weight: Tensor) -> Tensor:
@@ -270,6 +305,7 @@ class AdaINConv(nn.Module):
         self, x: Tensor, w: Tensor, noise: Tensor | None = None, gain: float = 1.0, fused: bool | None = None
     ) -> Tensor:
         # ``fused`` (the modulated-conv evaluation order) has no meaning here; accepted for a uniform call.
+        # No folding here: the conv zero-pads the cropped filter output, which a folded kernel would not.
         if hasattr(self, "upsample"):
             x = self.upsample(x)
         x = self.activate(self.noise(self.conv(x), noise))
