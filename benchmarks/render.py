@@ -97,6 +97,8 @@ def gpu_suite(args) -> None:
         variants.append(
             ("bf16-compile-graphs", FastOptions(precision="bf16", compile=True, cuda_graphs=True))
         )
+    if args.only:
+        variants = [v for v in variants if v[0] in args.only or v[0] == "fp32-eager"]  # fp32: PSNR reference
     reference = {}
     for label, opts in variants:
         fast = FastSynthesis(G, opts)
@@ -175,6 +177,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--compile", action="store_true", help="GPU suite: also time torch.compile + CUDA graphs")
+    p.add_argument("--only", nargs="+", default=None, help="GPU suite: variant labels to time (plus fp32)")
     args = p.parse_args()
     gpu_suite(args) if args.suite == "gpu" else cpu_suite(args)
 

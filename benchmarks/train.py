@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "channels" in shape
                 else shape,
                 aug=args.aug,
+                fir=fir,
                 precision=args.precision,
                 compile=args.compile,
                 channels_last=not args.no_channels_last,
