@@ -49,14 +49,22 @@ class FastSynthesis:
         self.device = G.w_avg.device
         self.is_cuda = self.device.type == "cuda"
         self.G = copy.deepcopy(G).eval().requires_grad_(False)
-        if self.is_cuda and self.options.channels_last:
+        low = PRECISIONS[self.options.precision]
+        if self.is_cuda:
             for t in [*self.G.parameters(), *self.G.buffers()]:
-                if t.ndim == 4:  # Module.to(memory_format=) refuses the 5-D modulated weights
+                if t.ndim >= 4 and low != torch.float32:
+                    # Conv weights, the constant input and the noise maps: autocast would re-cast them on every
+                    # call (frozen tensors are not in its cache). Styles, demodulation and biases stay fp32.
+                    t.data = t.data.to(low)
+                if t.ndim == 4 and self.options.channels_last:  # Module.to(memory_format=) refuses 5-D
                     t.data = t.data.contiguous(memory_format=torch.channels_last)
-            self.G.memory_format = torch.channels_last
+            if self.options.channels_last:
+                self.G.memory_format = torch.channels_last
         self._fn = self._eager
         if self.options.compile:
-            self._fn = torch.compile(self._eager, mode="max-autotune-no-cudagraphs", dynamic=False)
+            # Default mode: Inductor fuses the elementwise work (modulation, noise, bias, activation) around
+            # cuDNN's convolutions; autotuning modes spend minutes and gain nothing measurable here.
+            self._fn = torch.compile(self._eager, dynamic=False)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor, Tensor]] = {}
 
     def _eager(self, ws: Tensor) -> Tensor:

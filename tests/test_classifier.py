@@ -149,7 +149,7 @@ def test_train_classifier_runs_stops_and_reports():
         should_stop=lambda: len(calls) >= 3,
     )
     model, report = train_classifier(**run, eval_n=16)
-    assert report["steps"] == 3 and calls[-1] == (3, 5)
+    assert report["steps"] == 3 and calls[-1] == (3, 5) and report["stopped_by"] == "requested"
     assert not model.training
     assert set(report["eval"]["accuracy"]) == set(cfg.attributes)
     assert report["eval_blur"]["blur"] is True
@@ -167,6 +167,9 @@ def test_train_classifier_runs_stops_and_reports():
     assert torch.equal(tuned.head_logits.weight, before) and torch.equal(model.head_logits.weight, before)
     moved, _ = train_classifier(init=model, resolution=32, steps=2, batch=8, seed=2, eval_n=0, buffer_size=32)
     assert not torch.equal(moved.head_logits.weight, before)
+    # A spent time budget ends the run before its step cap (the schedule follows the clock)
+    _, timed = train_classifier(**{**run, "should_stop": None}, eval_n=0, time_budget=0.0)
+    assert timed["steps"] == 0 and timed["stopped_by"] == "time budget"
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped classifier not present")

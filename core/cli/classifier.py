@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="continue from this classifier (fine-tune; pick a new --seed for new images)",
     )
+    t.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="train for this long: the learning-rate schedule follows the clock (--steps is then a cap)",
+    )
     t.add_argument("--eval-n", type=int, default=5000, help="held-out renders for the card (0: skip)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     t.add_argument("--no-card", action="store_true", help="do not write CLASSIFIER_CARD.md")
@@ -114,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress=progress,
                 should_stop=lambda: stop["flag"],
                 init=init,
+                time_budget=None if args.minutes is None else 60.0 * args.minutes,
             )
     finally:
         signal.signal(signal.SIGINT, previous)

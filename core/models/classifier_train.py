@@ -175,6 +175,7 @@ def train_classifier(
     eval_n: int = 2000,
     cfg: ClassifierConfig | None = None,
     init: AttributeClassifier | None = None,
+    time_budget: float | None = None,
 ) -> tuple[AttributeClassifier, dict]:
     """Train an :class:`AttributeClassifier` on SynthFaces rendered on the fly, then evaluate it held-out.
 
@@ -195,6 +196,9 @@ def train_classifier(
         cfg: model config; default ``ClassifierConfig.synthfaces()``.
         init: a trained classifier to continue from (fine-tuning: its config and weights; ``init`` itself is
             not modified). Use another ``seed`` than its run's to see new images.
+        time_budget: seconds of training; the schedule then follows elapsed time (cosine decay reaches zero
+            when the budget is spent, or at ``steps`` if that comes first), so a run fits a fixed slot of
+            machine time whatever the device's speed.
 
     Returns:
         ``(model in eval mode, report)``; the report holds the config, steps done, the last losses and (if
@@ -223,10 +227,16 @@ def train_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
     warm = max(1, min(200, steps // 20))
 
-    def lr_at(step: int) -> float:
+    def progress_at(step: int, elapsed: float) -> float:
+        frac = (step - warm) / max(1, steps - warm)
+        if time_budget:
+            frac = max(frac, elapsed / time_budget)
+        return min(frac, 1.0)
+
+    def lr_at(step: int, elapsed: float) -> float:
         if step < warm:
             return lr * (step + 1) / warm
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+        return lr * 0.5 * (1 + math.cos(math.pi * progress_at(step, elapsed)))
 
     cursor = 0  # next image index of the training stream
 
@@ -244,8 +254,14 @@ def train_classifier(
     losses: list[float] = []
     done = 0
     t0 = time.perf_counter()
+    stopped = "steps"
     for step in range(steps):
+        elapsed = time.perf_counter() - t0
         if should_stop is not None and should_stop():
+            stopped = "requested"
+            break
+        if time_budget is not None and elapsed >= time_budget:
+            stopped = "time budget"
             break
         if use_buffer:
             new_img, new_f = fresh(n_new)
@@ -259,7 +275,7 @@ def train_classifier(
             img, factors = fresh(batch)
         img = augment(img, gen)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, elapsed)
         out = model(img)
         loss = classifier_loss(model, out, targets(cfg, factors))
         opt.zero_grad(set_to_none=True)
@@ -276,6 +292,8 @@ def train_classifier(
         "config": cfg.to_dict(),
         "steps": done,
         "steps_requested": steps,
+        "stopped_by": stopped,
+        "time_budget_s": time_budget,
         "batch": batch,
         "lr": lr,
         "resolution": resolution,

@@ -169,7 +169,9 @@ def upfirdn2d(
     Returns:
         ``[N, C, (H*up + pad0 + pad1 - kh) // down + 1, ...]``.
     """
-    if _fir_impl == "depthwise" or not (x.requires_grad and torch.is_grad_enabled()):
+    if _fir_impl == "depthwise" or (
+        x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
+    ):
         return _upfirdn2d_depthwise(x, kernel, up=up, down=down, pad=pad)
     n, c, h, w = x.shape
     if up > 1:

@@ -126,7 +126,7 @@ class ModulatedConv2d(nn.Module):
         s = styles[0]
         frozen = self._frozen()
         if frozen is None:
-            w2 = (self.weight[0] * self.scale).square().sum(dim=[2, 3])
+            w2 = (self.weight[0].float() * self.scale).square().sum(dim=[2, 3])
         else:
             w2, base = frozen
         d = (w2 @ s.float().square() + 1e-8).rsqrt().to(s.dtype) if self.demodulate else None
@@ -228,7 +228,12 @@ def conv1x1(x: Tensor, weight: Tensor) -> Tensor:
     n, i, h, w = x.shape
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         rows = x.permute(0, 2, 3, 1).reshape(n, h * w, i)  # a view: NHWC is [N, HW, I] row-major
-        out = rows @ weight.transpose(-1, -2)  # [N, HW, O]
+        o = weight.shape[-2]
+        if x.is_cuda and o % 8:
+            # GEMMs with a ragged output width (3 for RGB) fall back to slow unaligned kernels on GPUs: pad the
+            # weight with zero rows to a multiple of 8 and keep the first o columns (a strided view).
+            weight = F.pad(weight, [0, 0, 0, 8 - o % 8])
+        out = (rows @ weight.transpose(-1, -2))[..., :o]  # [N, HW, O]
         return out.reshape(n, h, w, -1).permute(0, 3, 1, 2)
     out = weight @ x.reshape(n, i, h * w)  # [N, O, HW]
     return out.reshape(n, -1, h, w)

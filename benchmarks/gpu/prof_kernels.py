@@ -1,7 +1,7 @@
 """Device-machine profiler: where the GPU time of rendering and of a training step goes (top CUDA kernels).
 
-    python benchmarks/gpu/profile.py render --batch 1 8      # 1024 px config-F, bf16 channels_last, eager
-    python benchmarks/gpu/profile.py train --res 64 --batch 64 --fir fused
+    python benchmarks/gpu/prof_kernels.py render --batch 1 8      # 1024 px config-F, bf16 channels_last, eager
+    python benchmarks/gpu/prof_kernels.py train --res 64 --batch 64 --fir fused
 
 Prints a kernel table (self CUDA time) per configuration; used to decide what the fast paths should fuse.
 """
@@ -56,6 +56,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from train import gpu_pool  # benchmarks/train.py
+
     from core.training import distributed as D_
 
     ctx = D_.init_distributed(None)
