@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
+import weakref
 
 import torch
 from torch import Tensor
@@ -66,6 +68,7 @@ class FastSynthesis:
             # cuDNN's convolutions; autotuning modes spend minutes and gain nothing measurable here.
             self._fn = torch.compile(self._eager, dynamic=False)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor, Tensor]] = {}
+        self._lock = threading.Lock()
 
     def _eager(self, ws: Tensor) -> Tensor:
         dtype = PRECISIONS[self.options.precision]
@@ -79,12 +82,13 @@ class FastSynthesis:
         if not (self.is_cuda and self.options.cuda_graphs):
             return self._fn(ws)
         n = ws.shape[0]
-        if n not in self._graphs:
-            self._graphs[n] = self._capture(ws)
-        graph, static_in, static_out = self._graphs[n]
-        static_in.copy_(ws)
-        graph.replay()
-        return static_out.clone()
+        with self._lock:  # a graph's input and output buffers are shared: one caller at a time (UI threads)
+            if n not in self._graphs:
+                self._graphs[n] = self._capture(ws)
+            graph, static_in, static_out = self._graphs[n]
+            static_in.copy_(ws)
+            graph.replay()
+            return static_out.clone()
 
     def _capture(self, ws: Tensor) -> tuple[torch.cuda.CUDAGraph, Tensor, Tensor]:
         static_in = ws.clone()
@@ -104,3 +108,49 @@ def psnr(a: Tensor, b: Tensor, *, data_range: float = 2.0) -> float:
     """Peak signal-to-noise ratio in dB between two image batches in [-1, 1] (clamped, as pixels are)."""
     mse = (a.float().clamp(-1, 1) - b.float().clamp(-1, 1)).square().mean().item()
     return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(data_range**2 / mse)).item()
+
+
+# ---------------------------------------------------------------------------- process-wide render fast path
+FAST_PRESETS: dict[str, FastOptions | None] = {
+    "off": None,
+    "fp32": FastOptions(precision="fp32", channels_last=False),  # CUDA graphs only: eager fp32 pixels
+    "bf16": FastOptions(),
+    "bf16-compile": FastOptions(compile=True),
+}
+_render_options: FastOptions | None = None
+_render_cache: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, FastSynthesis]] = (
+    weakref.WeakKeyDictionary()
+)
+_render_lock = threading.Lock()
+
+
+def set_render_fast_path(preset: str | FastOptions | None) -> None:
+    """Choose the fast path that ``core.render`` uses for generators on CUDA (``launch.py --fast``).
+
+    ``"off"`` (default) renders eagerly in float32. The others trade exactness for speed on GPUs only: bf16
+    output differs from fp32 by about 42 dB PSNR (``benchmarks/render.py``); recipes stay reproducible on the
+    same device and setting. Unknown preset names raise ``ValueError``.
+    """
+    global _render_options
+    if isinstance(preset, str):
+        if preset not in FAST_PRESETS:
+            raise ValueError(f"fast path must be one of {sorted(FAST_PRESETS)}, got {preset!r}")
+        preset = FAST_PRESETS[preset]
+    with _render_lock:
+        _render_options = preset
+        _render_cache.clear()
+
+
+def render_fast_path(G: torch.nn.Module, noise_mode: str = "const") -> FastSynthesis | None:
+    """The fast synthesis of ``G`` for ``noise_mode`` ("const" or "none") under the current setting, or None
+    (setting off, or ``G`` not on CUDA). Built on first use and kept while ``G`` lives."""
+    options = _render_options
+    if options is None or G.w_avg.device.type != "cuda":
+        return None
+    options = dataclasses.replace(options, noise_mode=noise_mode)
+    with _render_lock:
+        per_mode = _render_cache.setdefault(G, {})
+        fast = per_mode.get(noise_mode)
+        if fast is None or fast.options != options:
+            fast = per_mode[noise_mode] = FastSynthesis(G, options)
+        return fast

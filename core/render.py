@@ -274,6 +274,13 @@ def render_tensor(
         )
     with torch.no_grad():
         ws = recipe_ws(G, recipe, directions=directions)
+        plain_noise = recipe.noise_layers is None and recipe.noise_strength == 1.0
+        if not synthesis_kwargs and plain_noise and recipe.noise_mode in ("const", "none"):
+            from core.fastpath import render_fast_path
+
+            fast = render_fast_path(G, recipe.noise_mode)  # None unless enabled (--fast) and G is on a GPU
+            if fast is not None:
+                return fast(ws)
         return G.synthesis(
             ws,
             noise_mode=recipe.noise_mode,

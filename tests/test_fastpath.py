@@ -139,3 +139,41 @@ def test_conv1x1_matches_conv2d(channels_last: bool, per_sample: bool) -> None:
     ref = torch.cat([F.conv2d(x[i : i + 1], (w[i] if per_sample else w)[:, :, None, None]) for i in range(2)])
     assert out.shape == (2, 3, 5, 7)
     assert (out - ref).abs().max().item() < 1e-5
+
+
+def test_render_fast_path_setting_is_validated_and_off_the_gpu_changes_nothing() -> None:
+    from core.fastpath import FAST_PRESETS, render_fast_path, set_render_fast_path
+    from core.render import Recipe, render_tensor
+
+    G = _generator(2).eval().requires_grad_(False)
+    recipe = Recipe(seed=3, truncation_psi=0.7)
+    ref = render_tensor(G, recipe)
+    with pytest.raises(ValueError, match="fast path must be one of"):
+        set_render_fast_path("turbo")
+    try:
+        for preset in FAST_PRESETS:
+            set_render_fast_path(preset)
+            assert render_fast_path(G) is None  # CPU generators always render eagerly
+            assert torch.equal(render_tensor(G, recipe), ref)
+    finally:
+        set_render_fast_path("off")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_render_fast_path_on_gpu_matches_eager() -> None:
+    from core.fastpath import psnr, render_fast_path, set_render_fast_path
+    from core.render import Recipe, render_tensor
+
+    G = _generator(2).cuda().eval().requires_grad_(False)
+    try:
+        for mode in ("const", "none"):
+            recipe = Recipe(seed=5, truncation_psi=0.7, noise_mode=mode)
+            set_render_fast_path("off")
+            ref = render_tensor(G, recipe)
+            set_render_fast_path("fp32")
+            assert render_fast_path(G, mode) is not None
+            assert (render_tensor(G, recipe) - ref).abs().max().item() < 1e-4
+            set_render_fast_path("bf16")
+            assert psnr(render_tensor(G, recipe), ref) > 35.0
+    finally:
+        set_render_fast_path("off")

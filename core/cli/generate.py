@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
     p.add_argument("--class-idx", type=int, default=None, help="class for conditional models")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--fast",
+        choices=("off", "fp32", "bf16", "bf16-compile"),
+        default="off",
+        help="GPU fast path (core.fastpath): CUDA graphs, bf16, torch.compile; no effect on CPU",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=run)
@@ -27,10 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import core
     from core.checkpoints.native import file_digest
+    from core.fastpath import set_render_fast_path
     from core.images import save_png, to_pil
     from core.render import Recipe, recipe_png_text, render_tensor
 
     seeds = parse_seeds(args.seeds)
+    set_render_fast_path(args.fast)
     device = resolve_device(args.device)
     G = core.load_generator(args.model, device=device)
     digest = file_digest(args.model)

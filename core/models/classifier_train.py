@@ -440,7 +440,12 @@ def classifier_card(report: dict, *, model_file: str = "synthfaces-classifier.sa
             f"* Fine-tuned (the steps above, cosine-annealed from lr {report.get('lr', '?')}) from `{init['model']}`, "
             f"itself trained {init.get('steps', '?')} steps on stream seed {init.get('seed', '?')}."
         )
-    if report["steps"] < report.get("steps_requested", report["steps"]):
+    if report.get("stopped_by") == "time budget":
+        lines.append(
+            f"* Trained for a time budget of {report['time_budget_s'] / 60:g} min (the cosine schedule follows "
+            f"the clock and reached zero; --steps {report['steps_requested']} was only a cap)."
+        )
+    elif report["steps"] < report.get("steps_requested", report["steps"]):
         lines.append(
             f"* Stopped early at step {report['steps']} of {report['steps_requested']} (learning rate not yet "
             "annealed): a provisional model."
