@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from core.checkpoints.rosinality import from_rosinality_checkpoint, load_state_dict_checked
+from core.checkpoints.rosinality import from_rosinality_checkpoint, load_state_dict_checked, require_tensor
 from core.errors import CheckpointError
 from core.models.psp import IR50_UNITS, PSPConfig, PSPEncoder
 
@@ -45,14 +45,7 @@ class PSPCheckpoint(NamedTuple):
 
 
 def _tensor(sd: Mapping[str, Any], key: str, ndim: int, source: str) -> Tensor:
-    t = sd.get(key)
-    if not isinstance(t, Tensor):
-        raise CheckpointError(f"{source}: missing tensor 'encoder.{key}'")
-    if t.ndim != ndim:
-        raise CheckpointError(
-            f"{source}: tensor 'encoder.{key}' has shape {list(t.shape)}, expected {ndim} dims"
-        )
-    return t
+    return require_tensor(sd, key, ndim, source, name=f"encoder.{key}")  # keys as they appear in the file
 
 
 def infer_psp_config(

@@ -58,15 +58,23 @@ def is_rosinality_state_dict(sd: Any, prefix: str = "") -> bool:
     return isinstance(sd, Mapping) and all(isinstance(sd.get(prefix + k), Tensor) for k in ROSINALITY_MARKERS)
 
 
-def _shape(sd: Mapping[str, Any], key: str, ndim: int, source: str) -> tuple[int, ...]:
+def require_tensor(
+    sd: Mapping[str, Any], key: str, ndim: int, source: str, *, name: str | None = None
+) -> Tensor:
+    """``sd[key]`` if it is a tensor of ``ndim`` dimensions, else a CheckpointError naming it (as ``name``)."""
+    name = key if name is None else name
     t = sd.get(key)
     if not isinstance(t, Tensor):
-        raise CheckpointError(f"{source}: missing tensor {key!r}")
+        raise CheckpointError(f"{source}: missing tensor {name!r}")
     if t.ndim != ndim:
         raise CheckpointError(
-            f"{source}: tensor {key!r} has shape {list(t.shape)}, expected {ndim} dimensions"
+            f"{source}: tensor {name!r} has shape {list(t.shape)}, expected {ndim} dimensions"
         )
-    return tuple(t.shape)
+    return t
+
+
+def _shape(sd: Mapping[str, Any], key: str, ndim: int, source: str) -> tuple[int, ...]:
+    return tuple(require_tensor(sd, key, ndim, source).shape)
 
 
 def infer_generator_config(sd: Mapping[str, Any], *, source: str, lr_mlp: float = 0.01) -> GeneratorConfig:
