@@ -41,6 +41,10 @@ for arch in stylegan2 stylegan1; do
     [ -f $OUT/$arch.safetensors ] && python -m core.cli evaluate --model $OUT/$arch.safetensors --classifier $CLS \
         --n ${EVAL_N:-10000} --device cuda --json --out $OUT/eval-$arch.json 2>&1 | tail -3
 done
+# Directions for every binary attribute of the new StyleGAN2 model (the set shipped in assets/directions/).
+[ -f $OUT/stylegan2.safetensors ] && python -m core.cli directions fit-all --model $OUT/stylegan2.safetensors \
+    --classifier $CLS --samples ${DIR_SAMPLES:-10000} --eval-samples ${DIR_EVAL:-500} --device cuda --json \
+    --out $OUT/directions > $OUT/directions-fit.json 2>&1; tail -c 300 $OUT/directions-fit.json; echo
 # Only a few files come back from the device: bundle everything except the weights into one archive.
-(cd $OUT && tar czf results.tar.gz --remove-files *.png *.json *.jsonl *.md 2>/dev/null; ls -la $OUT)
-python benchmarks/render.py --suite gpu --iters 30 ${RENDER_FLAGS:-} 2>&1 | tee $OUT/bench-render.jsonl
+(cd $OUT && tar czf results.tar.gz --remove-files *.png *.json *.jsonl *.md directions 2>/dev/null; ls -la $OUT)
+[ "${SKIP_RENDER:-0}" = 1 ] || python benchmarks/render.py --suite gpu --iters 30 ${RENDER_FLAGS:-} 2>&1 | tee $OUT/bench-render.jsonl

@@ -3,7 +3,8 @@
 # Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start [SECONDS]|status
 # ARCHS picks the generators (default "stylegan2 stylegan1"); FIR (taps|depthwise|folded) and COMPILE=1 pick the
 # fastest step measured by train_matrix.sh. The attribute classifier trains beside them (CLS_STEPS steps,
-# default 12000; CLS_STEPS=0 skips it).
+# default 12000; CLS_STEPS=0 skips it; CLS_ARGS adds options, e.g. "--init FILE --seed 3 --minutes 12").
+# BATCH (default 64) and LR (default 0.002) set the GAN runs' batch and Adam learning rate.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -18,9 +19,10 @@ from pathlib import Path
 from core.training.config import TrainConfig
 for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
     cfg = TrainConfig(
-        data="synthfaces", res=128, kimg=20000, batch=64, arch=arch,
+        data="synthfaces", res=128, kimg=20000, batch=int(os.environ.get("BATCH", 64)), arch=arch,
+        lr=float(os.environ.get("LR", 0.002)),
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
-        aug="none", snapshot_kimg=250, sample_kimg=250, keep_last=2, precision="bf16",
+        aug="none", snapshot_kimg=100, sample_kimg=100, keep_last=2, precision="bf16",
         compile=os.environ.get("COMPILE") == "1", fir=os.environ.get("FIR", "taps"), seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},
     )
     d = Path(f"/tmp/runs/{arch}")
@@ -31,13 +33,13 @@ PY
         setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
     done
     mkdir -p $R/classifier
-    [ "${CLS_STEPS:-12000}" = 0 ] || setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 \
+    [ "${CLS_STEPS:-12000}" = 0 ] || setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 ${CLS_ARGS:-} \
         --out $R/classifier/synthfaces-classifier.safetensors --json > $R/classifier.log 2>&1 < /dev/null &
     sleep ${2:-120}
     ;&
 status)
     for a in ${ARCHS:-stylegan2 stylegan1}; do
-        echo "== $a"; tail -3 $R/$a.log
+        echo "== $a"; tail -n 3 $R/$a.log
         python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
     done
     echo "== classifier"; tail -c 600 $R/classifier.log; echo

@@ -59,7 +59,7 @@ _GLASSES_STOPS = (
 # Per hair style (bald, short, long, bun): outer hair ellipse growth (x, y), hairline height, fringe wave.
 _HAIR_GROW_X = (0.0, 0.05, 0.07, 0.025)
 _HAIR_GROW_Y = (0.0, 0.07, 0.08, 0.035)
-_HAIRLINE_Y = (0.0, -0.40, -0.36, -0.52)
+_HAIRLINE_Y = (0.0, -0.48, -0.45, -0.52)
 _FRINGE = (0.0, 0.018, 0.0, 0.0)
 
 
@@ -175,7 +175,7 @@ def _params(f: dict[str, Tensor], res: int) -> dict[str, Tensor]:
     p["eye_h"] = 0.052 * ((f["eye_open"] - 0.2) / 0.8).clamp(0, 1) ** 0.8 + 0.0015
     p["brow_raise"] = f["brow_raise"]
     p["brow_tilt"] = f["brow_tilt"]
-    p["nose"] = 0.75 + 0.6 * f["nose_size"]
+    p["nose"] = 0.7 + 0.8 * f["nose_size"]
     style = f["hair_style"]
     p["has_hair"] = (style != 0).float()
     p["long"] = (style == 2).float()
@@ -194,7 +194,8 @@ def _params(f: dict[str, Tensor], res: int) -> dict[str, Tensor]:
     p["skin"] = col(skin)
     p["skin_dark"] = col(skin * torch.tensor([0.80, 0.74, 0.74], device=dev))
     p["hair"] = col(hair)
-    p["brow"] = col(hair * 0.72 + 0.02)
+    # Brows take the hair colour but always stay darker than the skin, so they read on every skin tone.
+    p["brow"] = col(torch.minimum(hair * 0.72 + 0.02, skin * 0.55))
     p["iris"] = col(torch.tensor(_IRIS_COLORS, device=dev)[f["iris_color"]])
     pale, red = torch.tensor([0.86, 0.52, 0.52], device=dev), torch.tensor([0.78, 0.08, 0.16], device=dev)
     lip = pale + (red - pale) * f["lip_color"].unsqueeze(1)
@@ -398,7 +399,7 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     bx = (afx - eye_x).div_(0.10)
     raise_ = p["brow_raise"]
     arch = 0.025 + 0.02 * raise_.clamp(min=0)
-    yc = (arch * bx - 0.025 * p["brow_tilt"]).mul_(bx).add_(eye_y - 0.09 - 0.035 * raise_)
+    yc = (arch * bx - 0.06 * p["brow_tilt"]).mul_(bx).add_(eye_y - 0.09 - 0.05 * raise_)
     d_brow = torch.maximum((fy - yc).abs_().sub_(0.016).add_(0.006 * bx), (bx.abs() - 1).mul_(0.1))
     _lerp_(face_view, p["brow"], _cov(d_brow, k))
 
@@ -424,11 +425,11 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     soft = k.clamp(max=20.0)
     d_ball = torch.sqrt((nx / (0.05 * ns)) ** 2 + (ny / (0.035 * ns)) ** 2).sub_(1).mul_(0.035 * ns)
     ridge = _cov(_ellipse(nx - 0.03 * ns, fy + 0.01, 0.015, 0.16 * b, thin=True), soft)
-    _lerp_(face_view, p["skin_dark"], torch.maximum(_cov(d_ball, soft), ridge).mul_(0.55))
+    _lerp_(face_view, p["skin_dark"] * 0.9, torch.maximum(_cov(d_ball, soft), ridge).mul_(0.7))
     nu = (nx.abs() - 0.025 * ns) / (0.011 * ns)
     nv = (ny - 0.012 * ns) / (0.006 * ns)
     d_nostril = torch.sqrt(nu.mul_(nu).add_(nv.mul_(nv))).sub_(1).mul_(0.006 * ns)
-    _lerp_(face_view, p["skin_dark"] * 0.55, _cov(d_nostril, k))
+    _lerp_(face_view, p["skin_dark"] * 0.45, _cov(d_nostril, k))
 
     # Mouth: a curve whose corners rise with smile; mouth_open parts the lips to show teeth.
     mx = (fx - 0.05 * ysin).div_(0.14)
