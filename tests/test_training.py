@@ -244,6 +244,19 @@ def test_resume_continues_the_same_trajectory(tmp_path):
     assert sa["augment_p"] == pytest.approx(sb["augment_p"])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_cuda_continues_the_same_trajectory(tmp_path):
+    """On a GPU the checkpoint loads onto the device; the data generator's state must still restore."""
+    cfg = tiny(kimg=0.016, snapshot_kimg=0.016, sample_kimg=1.0)
+    train(cfg, tmp_path, device="cuda", install_signal_handlers=False)
+    _, saved = ckpt.load_latest(tmp_path)
+    st = train(None, tmp_path, resume=True, kimg=0.032, device="cuda", install_signal_handlers=False)
+    assert st["state"] == "finished" and st["cur_nimg"] == 32
+    _, resumed = ckpt.load_latest(tmp_path)
+    assert resumed["cur_nimg"] == 32 and saved["cur_nimg"] == 16
+    assert all(torch.isfinite(t).all() for t in resumed["G_ema"].values())
+
+
 def test_should_stop_saves_and_reports_stopped(tmp_path):
     calls = []
     st = train(

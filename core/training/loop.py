@@ -238,7 +238,8 @@ class Trainer:
         rng = s.get("rng", {})
         gens = rng.get("generators") or []
         if int(rng.get("world", 0)) == self.ctx.world and len(gens) > self.ctx.rank:
-            self.gen.set_state(gens[self.ctx.rank])
+            # Generator states are CPU byte tensors even for CUDA generators; map_location may have moved them.
+            self.gen.set_state(gens[self.ctx.rank].cpu())
         else:  # a different world size: reseed deterministically from the position in the run
             self.gen.manual_seed(self.cfg.seed * 1009 + 7919 * self.ctx.rank + 1 + self.cur_nimg)
         if s.get("data_fingerprint") not in (None, self.data.fingerprint):
