@@ -324,3 +324,81 @@ def test_fir_choice_is_validated_and_applied(tmp_path):
         assert get_fir_impl() == "folded"
     finally:
         set_fir_impl(before)
+
+
+# ---------------------------------------------------------------- warm start (--init)
+def _same(a: torch.nn.Module, b: dict) -> bool:
+    return all(torch.equal(v, b[k].to(v.dtype)) for k, v in a.state_dict().items())
+
+
+def test_warm_start_from_a_run_copies_G_D_G_ema_and_starts_the_count_at_zero(tmp_path):
+    train(tiny(), tmp_path / "a", install_signal_handlers=False)
+    _, src = ckpt.load_latest(tmp_path / "a")
+    tr = Trainer(tiny(seed=5, init=str(tmp_path / "a")), tmp_path / "b")
+    assert tr.cur_nimg == 0 and tr.step == 0
+    assert _same(tr.G, src["G"]) and _same(tr.D, src["D"]) and _same(tr.G_ema, src["G_ema"])
+    assert any("G, D, G_ema" in w for w in tr.warnings)
+    fresh = Trainer(tiny(seed=5), tmp_path / "c")
+    assert not _same(fresh.G, src["G"])  # the copy is real, not the seeded initialisation
+
+
+def test_exported_weights_are_a_compact_warm_start(tmp_path):
+    from core.training.warmstart import export_weights
+
+    train(tiny(), tmp_path / "a", install_signal_handlers=False)
+    path, src = ckpt.load_latest(tmp_path / "a")
+    info = export_weights(tmp_path / "a", tmp_path / "w.safetensors")
+    assert info["kimg"] == pytest.approx(0.016)
+    assert info["bytes"] < 0.6 * path.stat().st_size  # no optimiser moments
+    tr = Trainer(tiny(init=str(tmp_path / "w.safetensors")), tmp_path / "b")
+    assert _same(tr.G, src["G"]) and _same(tr.D, src["D"]) and _same(tr.G_ema, src["G_ema"])
+    half = export_weights(path, tmp_path / "h.safetensors", dtype=torch.bfloat16)
+    assert half["bytes"] < 0.6 * info["bytes"]
+    st = train(tiny(init=str(tmp_path / "h.safetensors")), tmp_path / "c", install_signal_handlers=False)
+    assert st["state"] == "finished" and st["cur_nimg"] == 16
+
+
+def test_warm_start_from_a_generator_file_keeps_a_fresh_discriminator(tmp_path):
+    from core.checkpoints.native import load_native, save_generator
+
+    train(tiny(), tmp_path / "a", install_signal_handlers=False)
+    net = sorted((tmp_path / "a").glob("network-*.safetensors"))[-1]
+    G = load_native(net)
+    save_generator(G, tmp_path / "g.safetensors")
+    tr = Trainer(tiny(init=str(tmp_path / "g.safetensors")), tmp_path / "b")
+    fresh = Trainer(tiny(), tmp_path / "c")
+    assert _same(tr.G, G.state_dict()) and _same(tr.G_ema, G.state_dict())
+    assert _same(tr.D, fresh.D.state_dict())
+    assert any("D starts from its initialisation" in w for w in tr.warnings)
+
+
+def test_warm_start_rejects_other_architectures_and_missing_files(tmp_path):
+    train(tiny(), tmp_path / "a", install_signal_handlers=False)
+    with pytest.raises(CheckpointError, match=r"G weights do not fit.*shape"):
+        Trainer(tiny(channels=(8, 8, 4), init=str(tmp_path / "a")), tmp_path / "b")
+    with pytest.raises(CheckpointError, match="no such file"):
+        Trainer(tiny(init=str(tmp_path / "nope.safetensors")), tmp_path / "c")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError):
+        Trainer(tiny(init=str(tmp_path / "junk.safetensors")), tmp_path / "d")
+
+
+def test_cli_exports_weights(tmp_path, capsys):
+    from core.cli import main
+
+    train(tiny(), tmp_path / "a", install_signal_handlers=False)
+    assert (
+        main(
+            [
+                "train",
+                "--export-weights",
+                str(tmp_path / "a"),
+                "--out",
+                str(tmp_path / "w.safetensors"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    info = json.loads(capsys.readouterr().out)
+    assert info["tensors"] > 0 and (tmp_path / "w.safetensors").is_file()

@@ -6,6 +6,8 @@ stylescope train --resume RUN_DIR [--kimg K]
 stylescope train --status RUN_DIR [--json]
 stylescope train --stop RUN_DIR
 stylescope train --list RUNS_DIR [--json]
+stylescope train --export-weights RUN_DIR --out FILE.safetensors [--dtype float32|bfloat16]
+stylescope train --data ... --init RUN_DIR|CKPT|WEIGHTS|GENERATOR --out RUNS_DIR   (warm start)
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--status", metavar="RUN_DIR", help="show a run's status")
     mode.add_argument("--stop", metavar="RUN_DIR", help="ask a background run to save and stop")
     mode.add_argument("--list", metavar="RUNS_DIR", help="list the runs in a folder")
+    mode.add_argument(
+        "--export-weights",
+        metavar="RUN_DIR",
+        help="write G, D and G_ema of a run's latest checkpoint (no optimiser state) to --out, for --init",
+    )
     p.add_argument("--data", default=None, help="'synthfaces', 'toy', or a folder / .zip of images")
     p.add_argument("--res", type=int, default=None, help="resolution in pixels (power of two)")
     p.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
@@ -59,8 +66,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cond", action="store_true", default=None, help="class-conditional (datasets with labels)"
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="PATH",
+        help="start from trained weights: a run, a ckpt-*.pt, an --export-weights file or any generator file "
+        "(then D starts fresh); the image count and optimisers start from zero",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="storage dtype for --export-weights",
+    )
     p.add_argument("--device", choices=("cuda", "cpu"), default=None)
-    p.add_argument("--out", default=None, help="runs folder (a numbered run directory is created inside)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="runs folder (a numbered run directory is created inside); the file for --export-weights",
+    )
     p.add_argument("--run-dir", default=None, help="exact run directory instead of a numbered one in --out")
     p.add_argument("--background", action="store_true", help="start as a background job and return")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -84,6 +108,7 @@ _FIELDS = {
     "fir": "fir",
     "cond": "cond",
     "seed": "seed",
+    "init": "init",
 }
 
 
@@ -100,6 +125,8 @@ def build_config(args: argparse.Namespace):
         v = getattr(args, flag)
         if v is not None:
             fields[name] = v
+    if fields.get("init"):  # absolute, so a background job started elsewhere finds it
+        fields["init"] = str(Path(fields["init"]).expanduser().resolve())
     if "data" not in fields:
         raise StyleScopeError("--data is required (synthfaces, toy, or a folder/.zip of images)")
     return TrainConfig(**fields)
@@ -122,6 +149,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             for st in runs:
                 print(f"{st['name']}: {_status_line(st)}")
+        return 0
+    if args.export_weights:
+        import torch
+
+        from core.training.warmstart import export_weights
+
+        if not args.out:
+            raise StyleScopeError("--export-weights needs --out FILE.safetensors")
+        info = export_weights(args.export_weights, args.out, dtype=getattr(torch, args.dtype))
+        if args.json:
+            emit_json(info)
+        else:
+            print(f"wrote {info['out']} ({info['bytes'] / 2**20:.1f} MiB, {info['kimg']:.1f} kimg)")
         return 0
     if args.stop:
         ok = jobs.stop(args.stop)

@@ -194,8 +194,9 @@ def _params(f: dict[str, Tensor], res: int) -> dict[str, Tensor]:
     p["skin"] = col(skin)
     p["skin_dark"] = col(skin * torch.tensor([0.80, 0.74, 0.74], device=dev))
     p["hair"] = col(hair)
-    # Brows take the hair colour but always stay darker than the skin, so they read on every skin tone.
-    p["brow"] = col(torch.minimum(hair * 0.72 + 0.02, skin * 0.55))
+    # Brows: the hair colour, darkened so they read on light skin. Darkening keeps the hue, so a bald, shaven
+    # face still shows its hair colour (only through the brows).
+    p["brow"] = col(hair * 0.6 + 0.01)
     p["iris"] = col(torch.tensor(_IRIS_COLORS, device=dev)[f["iris_color"]])
     pale, red = torch.tensor([0.86, 0.52, 0.52], device=dev), torch.tensor([0.78, 0.08, 0.16], device=dev)
     lip = pale + (red - pale) * f["lip_color"].unsqueeze(1)

@@ -56,6 +56,8 @@ class TrainConfig:
         fir: how FIR resampling runs under autograd (``core.nn.FIR_IMPLS``); the same function either way,
             only the speed differs (``benchmarks/train.py --fir`` compares them).
         cond: train class-conditionally when the dataset provides labels.
+        init: start from these weights (``core.training.warmstart``: a run, a checkpoint, a weights snapshot
+            or any generator file); image count, schedule and optimisers start fresh. Empty: random init.
         gpus: processes to launch (one per GPU) when started through the CLI / jobs.
     """
 
@@ -96,6 +98,7 @@ class TrainConfig:
     compile: bool = False
     seed: int = 0
     cond: bool = False
+    init: str = ""
     gpus: int = 1
     num_workers: int = 4
     tensorboard: bool = True

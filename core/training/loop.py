@@ -37,6 +37,7 @@ from core.models.stylegan import Discriminator, Generator
 from core.nn.layers import set_fir_impl
 from core.training import checkpoint as ckpt
 from core.training import distributed as D_
+from core.training import warmstart
 from core.training.augment import AdaController, ada_augment, diff_augment
 from core.training.config import TrainConfig
 from core.training.data import DataSource, make_data_source
@@ -109,6 +110,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg = config
         self.ctx = ctx = ctx or D_.DistContext()
+        self.warnings: list[str] = []
         self.device = dev = ctx.device
         self.run_dir = Path(run_dir)
         self.batch = cfg.batch // ctx.world  # per rank
@@ -161,13 +163,19 @@ class Trainer:
         )
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed * 1009 + 7919 * ctx.rank + 1)
         self.stats = torch.zeros(len(STAT_NAMES), device=dev, dtype=torch.float64)
-        self.warnings: list[str] = []
         if resume_state:
             self._load_state(resume_state)
         else:
+            if cfg.init:  # warm start: weights only (a resume restores everything instead)
+                init = warmstart.load_init_weights(cfg.init)
+                warmstart.apply_init_weights(init, self.G, self.D, self.G_ema)
+                self.warnings.extend(init.notes)
             D_.broadcast_module(self.G, ctx)
             D_.broadcast_module(self.D, ctx)
-            self.G_ema.load_state_dict(self.G.state_dict())
+            if cfg.init:
+                D_.broadcast_module(self.G_ema, ctx)
+            else:
+                self.G_ema.load_state_dict(self.G.state_dict())
 
         self.reduce_sum = D_.make_all_reduce(ctx)
         self.reduce_mean = D_.make_all_reduce(ctx, mean=True)
