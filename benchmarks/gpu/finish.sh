@@ -34,6 +34,12 @@ for arch in ("stylegan2", "stylegan1"):
         shutil.copy(samples[-1], out / f"{arch}-fakes-last.png")
     shutil.copy(run / "metrics.jsonl", out / f"{arch}-metrics.jsonl")
 PY
+# Weights snapshots (G, D, G_ema in bf16, no optimiser) to continue next time with INIT_<arch>=...: split into
+# parts small enough to come back (join them with cat).
+for arch in ${WEIGHTS:-stylegan2}; do
+    [ -d $R/$arch ] && python -m core.cli train --export-weights $R/$arch --out /tmp/w-$arch.safetensors \
+        --dtype bfloat16 && split -b 15M -d /tmp/w-$arch.safetensors $OUT/w-$arch.safetensors.part
+done
 for f in synthfaces-classifier.safetensors CLASSIFIER_CARD.md; do cp $R/classifier/$f $OUT/ 2>/dev/null; done
 # Full evaluation (10k per set) of both generators with the freshly trained classifier.
 CLS=$R/classifier/synthfaces-classifier.safetensors; [ -f $CLS ] || CLS=assets/models/synthfaces-classifier.safetensors

@@ -4,7 +4,9 @@
 # ARCHS picks the generators (default "stylegan2 stylegan1"); FIR (taps|depthwise|folded) and COMPILE=1 pick the
 # fastest step measured by train_matrix.sh. The attribute classifier trains beside them (CLS_STEPS steps,
 # default 12000; CLS_STEPS=0 skips it; CLS_ARGS adds options, e.g. "--init FILE --seed 3 --minutes 12").
-# BATCH (default 64) and LR (default 0.002) set the GAN runs' batch and Adam learning rate.
+# BATCH (default 64) and LR (default 0.002) set the GAN runs' batch and Adam learning rate. INIT_stylegan2 /
+# INIT_stylegan1 warm-start a run (--init: a weights snapshot from finish.sh or a generator file); SEED picks
+# the data stream (use a new one when continuing, so the run sees new images).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -23,7 +25,8 @@ for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
         lr=float(os.environ.get("LR", 0.002)),
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=100, sample_kimg=100, keep_last=2, precision="bf16",
-        compile=os.environ.get("COMPILE") == "1", fir=os.environ.get("FIR", "taps"), seed=0, num_workers=0, extra={"preset": "synthfaces128-default"},
+        compile=os.environ.get("COMPILE") == "1", fir=os.environ.get("FIR", "taps"),
+        seed=int(os.environ.get("SEED", 0)), init=os.environ.get(f"INIT_{arch}", ""), num_workers=0, extra={"preset": "synthfaces128-default"},
     )
     d = Path(f"/tmp/runs/{arch}")
     d.mkdir(parents=True, exist_ok=True)
