@@ -94,7 +94,10 @@ FIR_IMPLS = ("taps", "depthwise", "folded", "fused")
 _fir_impl = "taps"
 
 
-def set_fir_impl(impl: str) -> None:
+_fold_inference = True
+
+
+def set_fir_impl(impl: str, *, fold_inference: bool | None = None) -> None:
     """Choose how FIR resampling runs when gradients flow (training, projection). CPU inference always takes
     the depthwise path (fastest there); ``"depthwise"`` also forces it everywhere else.
 
@@ -107,12 +110,16 @@ def set_fir_impl(impl: str) -> None:
     StyleGAN v1's up-sampling) run as ``"taps"``. All compute the same function; they differ in speed per
     device and in the cost of double backward (R1, path length). Measured on an H100 (config-F, bf16):
     ``"taps"`` trains fastest of those timed; a ``"fused"`` training step had not finished warming up after
-    150 s there, so it is not a training default. GPU inference without gradients always folds.
+    150 s there, so it is not a training default. GPU inference without gradients folds unless
+    ``fold_inference=False`` (then it runs the transposed 3x3 conv and the filter separately: a quarter of the
+    up-sampling FLOPs, one more memory pass, which ``torch.compile`` can fuse with the bias / noise / activation).
     """
-    global _fir_impl
+    global _fir_impl, _fold_inference
     if impl not in FIR_IMPLS:
         raise ValueError(f"FIR implementation must be one of {FIR_IMPLS}, got {impl!r}")
     _fir_impl = impl
+    if fold_inference is not None:
+        _fold_inference = bool(fold_inference)
 
 
 def get_fir_impl() -> str:
@@ -124,7 +131,8 @@ def fold_active(x: Tensor) -> bool:
     if _fir_impl == "fused":
         return True
     return (
-        x.device.type != "cpu"
+        _fold_inference
+        and x.device.type != "cpu"
         and _fir_impl != "depthwise"
         and not (x.requires_grad and torch.is_grad_enabled())
     )
