@@ -74,6 +74,10 @@ __all__ = [
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
 FORMAT_VERSION = 1
+# Bumped whenever a renderer change alters pixels of the same (seed, index): it is part of every training
+# run's dataset fingerprint and of dataset.json, so models and exports say which SynthFaces they saw.
+# 2: brows readable on every face (higher hairline, wider tilt/raise range), stronger nose shading.
+RENDER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,7 @@ def export(
     Layout (the one NVIDIA's ``dataset_tool.py`` writes and its trainer reads): ``dst/images/00000000.png``
     ... and ``dst/dataset.json`` with ``{"labels": [["images/00000000.png", [0/1 per attribute]], ...],
     "attributes": [...], "factors": {name: [value per image]}, "categories": {...}, "factor_groups": ...,
-    "synthfaces": {"seed", "resolution", "detail", "count", "format_version"}}``.
+    "synthfaces": {"seed", "resolution", "detail", "count", "format_version", "render_version"}}``.
 
     Images go to a hidden partial folder that is renamed into place only when complete, and the JSON is
     written last through a temporary file, so an interrupted export never looks like a finished one.
@@ -368,7 +372,7 @@ def export(
         "categories": {name: list(cats) for name, (cats, _) in CATEGORICAL_FACTORS.items()},
         "factor_groups": {g: list(v) for g, v in FACTOR_GROUPS.items()},
         "synthfaces": {"seed": seed, "resolution": resolution, "detail": detail, "count": n,
-                       "format_version": FORMAT_VERSION},
+                       "format_version": FORMAT_VERSION, "render_version": RENDER_VERSION},
     }  # fmt: skip
     if images_dir.exists():
         shutil.rmtree(images_dir)

@@ -80,7 +80,7 @@ def _rank_batches(fn, batch: int, *, rank: int, world: int, start_nimg: int) -> 
 
 def _synthfaces_source(res, batch, device, seed, rank, world, start_nimg, cond) -> DataSource:
     try:
-        from core.data.synthfaces import SynthFaces
+        from core.data.synthfaces import RENDER_VERSION, SynthFaces
     except ImportError as e:  # pragma: no cover - depends on the other module being present
         raise InputError(f"SynthFaces is not available in this installation ({e})") from None
     ds = SynthFaces(resolution=res, seed=seed, length=None)
@@ -100,7 +100,7 @@ def _synthfaces_source(res, batch, device, seed, rank, world, start_nimg, cond) 
     return DataSource(
         _rank_batches(fetch, batch, rank=rank, world=world, start_nimg=start_nimg),
         label_dim,
-        fingerprint=f"synthfaces:res={res}:seed={seed}",
+        fingerprint=f"synthfaces-r{RENDER_VERSION}:res={res}:seed={seed}",
         description=f"SynthFaces {res}px (rendered on {device})",
     )
 
