@@ -402,3 +402,15 @@ def test_cli_exports_weights(tmp_path, capsys):
     )
     info = json.loads(capsys.readouterr().out)
     assert info["tensors"] > 0 and (tmp_path / "w.safetensors").is_file()
+
+
+def test_cli_init_path_is_stored_absolute(tmp_path, monkeypatch):
+    import argparse
+
+    from core.cli import train as cli_train
+
+    parser = argparse.ArgumentParser()
+    cli_train.register(parser.add_subparsers())
+    monkeypatch.chdir(tmp_path)
+    args = parser.parse_args(["train", "--data", "toy", "--res", "16", "--init", "w.safetensors"])
+    assert cli_train.build_config(args).init == str(tmp_path / "w.safetensors")
