@@ -368,6 +368,13 @@ def test_train_tab_reads_runs_and_refuses_bad_requests(tmp_path, monkeypatch):
         train.load_into_explorer(run.name, str(runs))
     with pytest.raises(gr.Error, match="folder"):
         train.train_start("Folder path", None, "", "tiny-cpu", 32, "stylegan2", 1, 8, "ada", 1, str(runs))
+    # "Start from": a run of the folder by name, or a file on the server; anything else is refused up front.
+    assert train._init_path(run.name, str(runs)) == str(run.resolve())
+    assert train._init_path("  ", str(runs)) == ""
+    with pytest.raises(gr.Error, match="Start from: no run or file named 'nowhere.pt'"):
+        train.train_start(
+            "SynthFaces", None, "", "tiny-cpu", 32, "stylegan2", 1, 8, "ada", 1, str(runs), "nowhere.pt"
+        )
     import torch
 
     if not torch.cuda.is_available():

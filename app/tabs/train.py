@@ -44,6 +44,7 @@ class TrainTab:
     aug: gr.Radio
     gpus: gr.Slider
     start: gr.Button
+    init: gr.Textbox
     runs: gr.Dropdown
     refresh: gr.Button
     stop: gr.Button
@@ -122,21 +123,42 @@ def train_start(
     aug: str,
     gpus,
     runs_dir: str,
+    init: str = "",
     progress=gr.Progress(),
 ):
-    """``/train_start``: import data if needed, start a background run. Returns (run name, status)."""
+    """``/train_start``: import data if needed, start a background run. Returns (run name, status).
+
+    ``init``: optional warm start, a run of ``runs_dir`` (by name) or a checkpoint / model file on the server.
+    """
     _require_jobs()
     res = int(res)
+    init_path = _init_path(init, runs_dir)
     data = prepare_data(source, upload, folder, res, runs_dir, progress)
     with user_errors():
         fields = dict(PRESETS.get(preset, {}))
         fields.update(data=data, arch=arch, kimg=float(kimg), batch=int(batch), aug=aug, gpus=int(gpus))
+        if init_path:
+            fields["init"] = init_path
         if preset != "tiny-cpu":
             fields["res"] = res
         config = TrainConfig(**fields)
         run_dir = jobs.next_run_dir(runs_dir, config)
         jobs.start(config, run_dir)
     return gr.update(choices=list_runs(runs_dir), value=run_dir.name), jobs.status(run_dir)
+
+
+def _init_path(init: str | None, runs_dir: str) -> str:
+    """The absolute path a "Start from" entry names ('' when empty); a run name wins over a relative path."""
+    init = (init or "").strip()
+    if not init:
+        return ""
+    run = Path(runs_dir) / init
+    if "/" not in init and run.is_dir():
+        return str(run.resolve())
+    path = Path(init).expanduser()
+    if not path.exists():
+        raise gr.Error(f"Start from: no run or file named {init!r}", print_exception=False)
+    return str(path.resolve())
 
 
 def list_runs(runs_dir: str) -> list[str]:
@@ -279,6 +301,12 @@ def build(shared: Shared) -> TrainTab:
                 kimg = gr.Number(1000 if cuda else 1, label="Length (kimg)", minimum=0.001)
                 batch = gr.Number(32 if cuda else 8, precision=0, minimum=1, label="Batch")
             aug = gr.Radio(["ada", "diffaug", "none"], value="ada", label="Augmentation")
+            init = gr.Textbox(
+                label="Start from (optional)",
+                placeholder="a run name, or a checkpoint / model file on the server",
+                info="Warm start: copies the weights (same architecture); the count and optimisers start fresh.",
+                max_lines=1,
+            )
             # A slider needs min < max: offer 1..8 and let jobs.check_device refuse more GPUs than exist.
             gpus = gr.Slider(1, max(8, torch.cuda.device_count()), 1, step=1, label="GPUs", interactive=cuda)
             start = gr.Button("Start training", variant="primary")
@@ -315,6 +343,7 @@ def build(shared: Shared) -> TrainTab:
         aug,
         gpus,
         start,
+        init,
         runs,
         refresh,
         stop,
@@ -334,7 +363,20 @@ def wire(h: TrainTab, shared: Shared) -> None:
     view = [h.progress, h.status, h.plot, h.sample, h.raw]
     h.start.click(
         train_start,
-        [h.data, h.upload, h.folder, h.preset, h.res, h.arch, h.kimg, h.batch, h.aug, h.gpus, runs_dir],
+        [
+            h.data,
+            h.upload,
+            h.folder,
+            h.preset,
+            h.res,
+            h.arch,
+            h.kimg,
+            h.batch,
+            h.aug,
+            h.gpus,
+            runs_dir,
+            h.init,
+        ],
         [h.runs, h.raw],
         api_name="train_start",
     )
