@@ -12,6 +12,7 @@ from core.directions import (
     DirectionSet,
     collect,
     conditional_entropy,
+    covariance_edit_vector,
     fit_attribute_direction,
     fit_svm,
     linear_separability,
@@ -23,6 +24,7 @@ from core.directions import (
     samples_from_labels,
     save_directions,
     select_confident,
+    w_covariance,
 )
 from core.errors import CheckpointError, InputError
 from core.render import Recipe, render_tensor, seed_to_z
@@ -117,6 +119,77 @@ def test_conditional_projection_is_orthogonal_to_conditions():
     ws = torch.randn(5, 4, 16, generator=g)
     out = d.apply(ws, 3.0)
     assert torch.allclose(dirs["c0"].distance(out), dirs["c0"].distance(ws), atol=1e-4)
+
+
+def test_covariance_edit_moves_the_factor_and_nothing_else():
+    # Anisotropic latents x = A u (u: independent factors, like W after a mapping network); the attribute is
+    # the sign of factor 0. The SVM normal in x is A^-T e0, which drags the other factors along when followed;
+    # S n / (n^T S n) with S = A A^T is A e0 up to scale: it changes factor 0 alone.
+    g = torch.Generator().manual_seed(3)
+    d = 12
+    A = torch.randn(d, d, generator=g) @ torch.diag(torch.logspace(1, -2, d))
+    u = torch.randn(6000, d, generator=g)
+    X = u @ A.T
+    fit = fit_svm(X, u[:, 0] > 0, seed=0)
+    S = torch.cov(X.T)
+    v = covariance_edit_vector(fit.normal, S)
+    assert abs(float(fit.normal @ v) - 1) < 1e-4  # strength = change of the signed distance, as with v = n
+    u_step = torch.linalg.solve(A, v.double().to(A.dtype))
+    assert u_step[1:].abs().max() < 0.05 * u_step[0].abs()
+    u_naive = torch.linalg.solve(A, fit.normal)
+    assert u_naive[1:].abs().max() > 0.5 * u_naive[0].abs()  # the plain normal would not have done it
+    # isotropic latents: the edit is the normal itself
+    assert torch.allclose(covariance_edit_vector(fit.normal, torch.eye(d)), fit.normal, atol=1e-6)
+    with pytest.raises(InputError, match="does not fit"):
+        covariance_edit_vector(fit.normal, torch.eye(d + 1))
+
+
+def test_direction_with_normal_conditions_on_normals_and_round_trips(tmp_path, tiny_G):
+    g = torch.Generator().manual_seed(4)
+    w_dim = 32
+    M = torch.randn(w_dim, w_dim, generator=g)
+    S = M @ M.T / w_dim + 0.01 * torch.eye(w_dim)
+    normals = torch.nn.functional.normalize(torch.randn(3, w_dim, generator=g), dim=1)
+    dirs = DirectionSet(
+        [
+            Direction(f"a{i}", covariance_edit_vector(n, S), method="svm", normal=n, offset=0.1 * i)
+            for i, n in enumerate(normals)
+        ],
+        num_ws=tiny_G.num_ws,
+        layer_groups=tiny_G.layer_groups,
+    )
+    ws = tiny_G.mapping(torch.randn(4, 32, generator=g))
+    a0 = dirs["a0"]
+    assert torch.allclose(a0.distance(a0.apply(ws, 1.5)), a0.distance(ws) + 1.5, atol=1e-4)
+    c = dirs["a0~a1,a2"]
+    out = c.apply(ws, 2.0)
+    for other in ("a1", "a2"):  # the conditions' signed distances stay put, their normals (not edits) count
+        assert torch.allclose(dirs[other].distance(out), dirs[other].distance(ws), atol=1e-4)
+    assert torch.allclose(a0.distance(out), a0.distance(ws) + 2.0, atol=1e-4)
+    path = tmp_path / "cov.safetensors"
+    save_directions(dirs, path)
+    back = load_directions(path)
+    for name in dirs:
+        assert torch.equal(back[name].vector, dirs[name].vector)
+        assert torch.equal(back[name].normal, dirs[name].normal)
+    assert torch.equal(back["a0~a1,a2"].apply(ws, 2.0), out)
+    with pytest.raises(InputError, match="normal"):
+        Direction("bad", normals[0], normal=torch.ones(w_dim + 1))
+
+
+def test_w_covariance_is_the_models_and_feeds_fits(tiny_G):
+    S = w_covariance(tiny_G, 512, seed=0)
+    assert S.shape == (tiny_G.w_dim, tiny_G.w_dim) and torch.allclose(S, S.T)
+    assert torch.equal(S, w_covariance(tiny_G, 512, seed=0))
+    s = sample_latents(tiny_G, 100, seed=5)  # fewer than 4 * w_dim rows
+    s.scores = torch.sigmoid(s.w[:, :2] * 5)
+    s.attributes = ("p", "q")
+    d = fit_attribute_direction(s, "p", ratio=0.5, covariance=S)
+    assert d.normal is not None and d.meta["edit"] == "covariance"
+    assert abs(float(d.normal @ d.vector) - 1) < 1e-4
+    # too few samples to estimate a covariance of their own: the plain normal, and the direction says so
+    plain = fit_attribute_direction(s, "p", ratio=0.5)
+    assert plain.normal is None and plain.meta["edit"] == "normal"
 
 
 def test_row_restricted_edit_changes_only_those_rows(tiny_G):

@@ -226,6 +226,25 @@ def test_fir_implementations_agree_through_double_backward(layer):
         set_fir_impl("fft")
 
 
+def test_fold_choice_per_module_overrides_the_process_setting():
+    """A module's ``fold_fir`` decides GPU inference folding (FastSynthesis sets it on its private copy);
+    CPU never folds, "fused" training always does."""
+    from core.nn import fold_active, get_fir_impl, set_fir_impl
+
+    gpu_like = torch.empty(1, device="meta")  # any non-CPU device, no GPU needed
+    before = get_fir_impl()
+    try:
+        set_fir_impl("taps", fold_inference=True)
+        assert fold_active(gpu_like) and not fold_active(gpu_like, False)
+        set_fir_impl("taps", fold_inference=False)
+        assert not fold_active(gpu_like) and fold_active(gpu_like, True)
+        assert not fold_active(torch.empty(1), True)
+        set_fir_impl("fused")
+        assert fold_active(gpu_like, False)
+    finally:
+        set_fir_impl(before, fold_inference=True)
+
+
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("fused_modconv", [None, True, False])
 def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv):

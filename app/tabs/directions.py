@@ -221,7 +221,9 @@ def fit_classifier(model, set_path, classifier, attribute, samples, space, progr
             s = cd.collect(
                 G, scorer, int(samples), space=space, progress=lambda d, t: progress((d, t), desc="collect")
             )
-        d = cd.fit_attribute_direction(s, attribute, space=space, num_ws=G.num_ws)
+            d = cd.fit_attribute_direction(
+                s, attribute, space=space, num_ws=G.num_ws, covariance=cd.w_covariance(G)
+            )
         dirs = _session_base(set_path, model)
         dirs.add(d)
         new = _save_session_set(dirs)
@@ -260,7 +262,7 @@ def fit_labels(model, set_path, seeds_text, yes, name, csv_file, psi):
             labels = [s in {int(y) for y in yes or []} for s in seeds]
         with models.use(model) as G:
             s = cd.samples_from_labels(G, seeds, labels, name=name, truncation_psi=float(psi))
-        d = cd.fit_attribute_direction(s, name, ratio=0.5, method="user")
+            d = cd.fit_attribute_direction(s, name, ratio=0.5, method="user", covariance=cd.w_covariance(G))
         dirs = _session_base(set_path, model)
         dirs.add(d)
         new = _save_session_set(dirs)

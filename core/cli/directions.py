@@ -147,7 +147,7 @@ def _print(args, obj: dict, text: str) -> None:
 # ---------------------------------------------------------------------------- fit
 def run_fit(args: argparse.Namespace) -> int:
     from core.directions import collect, fit_attribute_direction, load_scorer, parse_rows, save_directions
-    from core.directions.collect import read_label_csv, samples_from_labels
+    from core.directions.collect import read_label_csv, samples_from_labels, w_covariance
 
     if not args.labels and not args.attribute:
         raise InputError("give --attribute (classifier labels) or --labels FILE.csv")
@@ -169,7 +169,7 @@ def run_fit(args: argparse.Namespace) -> int:
                               batch_size=args.batch, progress=update)  # fmt: skip
         column, method, ratio, name = args.attribute, "svm", args.ratio, args.name or args.attribute
     d = fit_attribute_direction(samples, column, space=args.space, name=name, ratio=ratio, method=method,
-                                num_ws=G.num_ws)  # fmt: skip
+                                num_ws=G.num_ws, covariance=w_covariance(G, device=device))  # fmt: skip
     if args.rows:
         d = d.with_rows(parse_rows(args.rows, G.num_ws, G.layer_groups))
     if args.labels:

@@ -21,6 +21,7 @@ from core.directions.collect import (
     sample_latents,
     samples_from_labels,
     score_ws,
+    w_covariance,
 )
 from core.directions.edit import (
     Direction,
@@ -36,6 +37,7 @@ from core.directions.svm import (
     Separability,
     SvmFit,
     conditional_entropy,
+    covariance_edit_vector,
     direction_from_fit,
     fit_attribute,
     fit_attribute_direction,
@@ -54,6 +56,7 @@ __all__ = [
     "SvmFit",
     "collect",
     "conditional_entropy",
+    "covariance_edit_vector",
     "direction_from_fit",
     "export_json",
     "fit_attribute",
@@ -67,6 +70,7 @@ __all__ = [
     "parse_rows",
     "read_label_csv",
     "sample_latents",
+    "w_covariance",
     "samples_from_labels",
     "save_directions",
     "score_ws",

@@ -232,6 +232,20 @@ def sample_latents(
 
 
 @torch.no_grad()
+def w_covariance(
+    G: torch.nn.Module, n: int = 10000, *, seed: int = 0, device: str | torch.device | None = None
+) -> Tensor:
+    """Covariance ``[w_dim, w_dim]`` (float64, CPU) of the model's W from ``n`` mapped samples (no rendering).
+
+    The edit vectors of SVM directions need it (``core.directions.svm.covariance_edit_vector``); estimating it
+    from the model keeps a direction fitted on a handful of user-labelled seeds on the same footing.
+    """
+    from core.directions.svm import latent_covariance
+
+    return latent_covariance(sample_latents(G, n, seed=seed, device=device).w)
+
+
+@torch.no_grad()
 def score_ws(
     G: torch.nn.Module,
     scorer: Scorer,

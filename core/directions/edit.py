@@ -1,11 +1,21 @@
 """Latent directions and how they edit W+ latents (InterFaceGAN, Shen et al. CVPR 2020, Sec. 2.2 and 2.3).
 
-A direction is a unit normal ``n`` in a latent space. Editing moves a latent along it:
-``w' = w + alpha * n`` (InterFaceGAN Eq. 4 applied in W), on every ws row or only on chosen rows (a layer group
-or a row range, as GANSpace applies its components to a layer range). Conditional manipulation (InterFaceGAN
-Sec. 2.3) removes from ``n`` its components along other attributes' normals so that moving along the result
-leaves their signed distances unchanged: ``n' = n - Q Q^T n`` with ``Q`` an orthonormal basis of the
-conditions (Gram-Schmidt, done here with a QR factorisation), then renormalised.
+A direction is a vector ``v`` in a latent space. Editing moves a latent along it: ``w' = w + alpha * v``
+(InterFaceGAN Eq. 4 applied in W), on every ws row or only on chosen rows (a layer group or a row range, as
+GANSpace applies its components to a layer range).
+
+An SVM direction also carries its boundary: a unit normal ``n`` and an offset (signed distance ``n . w +
+offset``). In Z, where InterFaceGAN works, the latent distribution is isotropic and the edit is the normal
+itself. W is far from isotropic (a trained mapping network spreads its variance over a few directions: the
+eigenvalues of its covariance span four orders of magnitude), so the normal there points mostly into directions
+the samples hardly vary along and the generator hardly responds to. SVM directions in W therefore edit along
+``v = S n / (n^T S n)`` (S the covariance of W): the step that changes the signed distance fastest per unit of
+Mahalanobis length, scaled so that ``alpha`` is the change of the signed distance, exactly as with ``v = n``.
+
+Conditional manipulation (InterFaceGAN Sec. 2.3) removes from ``v`` its components along other attributes'
+normals so that moving along the result leaves their signed distances unchanged: ``v' = v - Q Q^T v`` with
+``Q`` an orthonormal basis of the conditions (Gram-Schmidt, done here with a QR factorisation), rescaled so
+that its own signed distance still changes by ``alpha``.
 
 Named variants. A recipe stores only ``{name: strength}``, so a row range and conditions are encoded in the
 name and resolved by ``DirectionSet``: ``"smiling@middle"`` (rows of a layer group), ``"smiling@4-7"``,
@@ -135,7 +145,8 @@ class Direction:
 
     Attributes:
         name: stable name (recipes refer to it).
-        vector: unit normal; ``[w_dim]`` for space "w", ``[num_ws, w_dim]`` for "w+", ``[z_dim]`` for "z".
+        vector: the edit direction; ``[w_dim]`` for space "w", ``[num_ws, w_dim]`` for "w+", ``[z_dim]`` for
+            "z". A unit vector, or, with a ``normal``, scaled so that ``normal . vector = 1``.
         space: "w", "w+" or "z" (z directions edit z via ``apply_z``; they cannot edit ws).
         rows: ws rows to edit (None = all rows).
         method: "svm", "pca", "sefa", "user" (SVM on labels a person gave) or "custom".
@@ -145,6 +156,8 @@ class Direction:
         attribute: the attribute it was fitted for, if any.
         conditions: names of the directions it was made orthogonal to.
         meta: other JSON-able facts (samples, ratio, explained variance, ...).
+        normal: the boundary's unit normal (same shape as ``vector``) when it differs from the edit direction
+            (covariance-aware SVM directions); ``distance`` and conditioning use it. None: ``vector`` is both.
     """
 
     name: str
@@ -158,6 +171,7 @@ class Direction:
     attribute: str | None = None
     conditions: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    normal: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -170,6 +184,14 @@ class Direction:
         if not torch.isfinite(v).all() or float(v.norm()) == 0.0:
             raise InputError(f"direction {self.name!r}: vector is zero or not finite")
         self.vector = v
+        if self.normal is not None:
+            nv = torch.as_tensor(self.normal).detach().to(torch.float32)
+            if nv.shape != v.shape or not torch.isfinite(nv).all() or float(nv.norm()) == 0.0:
+                raise InputError(
+                    f"direction {self.name!r}: normal of shape {list(nv.shape)} must be finite, non-zero and "
+                    f"shaped like the vector {list(v.shape)}"
+                )
+            self.normal = nv / nv.norm()
         if self.rows is not None:
             self.rows = tuple(sorted({int(r) for r in self.rows}))
         self.conditions = tuple(self.conditions)
@@ -215,10 +237,15 @@ class Direction:
             raise InputError(f"direction {self.name!r} lives in {self.space}, not Z")
         return z + float(strength) * self.vector.to(device=z.device, dtype=z.dtype)
 
+    @property
+    def boundary(self) -> Tensor:
+        """The boundary's normal: ``normal`` when set, else ``vector``."""
+        return self.vector if self.normal is None else self.normal
+
     def distance(self, latents: Tensor) -> Tensor:
         """Signed distance to the boundary, ``n . x + offset`` for latents ``[N, D]`` (or ws ``[N, num_ws, w_dim]``
         for w directions, read from the first edited row)."""
-        v = self.vector.to(device=latents.device, dtype=latents.dtype)
+        v = self.boundary.to(device=latents.device, dtype=latents.dtype)
         if self.space == "w+":
             x = latents.reshape(latents.shape[0], -1)
             return x @ v.reshape(-1) + self.offset
@@ -231,7 +258,10 @@ class Direction:
         return dataclasses.replace(self, rows=None if rows is None else tuple(rows), name=name or self.name)
 
     def conditioned(self, others: Sequence[Direction], *, name: str | None = None) -> Direction:
-        """The direction made orthogonal to ``others`` (InterFaceGAN conditional manipulation).
+        """The direction made orthogonal to ``others``' normals (InterFaceGAN conditional manipulation).
+
+        Moving along the result leaves every condition's signed distance unchanged. A direction with a
+        ``normal`` keeps ``normal . vector = 1``.
 
         Raises:
             InputError: spaces or shapes differ, or nothing is left after the projection.
@@ -244,7 +274,15 @@ class Direction:
                 )
         if not others:
             return self
-        v = orthogonal_complement(self.vector.reshape(-1), [o.vector.reshape(-1) for o in others])
+        v = orthogonal_complement(self.vector.reshape(-1), [o.boundary.reshape(-1) for o in others])
+        if self.normal is not None:
+            along = float(self.normal.reshape(-1) @ v)
+            if abs(along) < 1e-3:
+                raise InputError(
+                    f"conditional direction: {self.name!r} no longer crosses its own boundary once made "
+                    "orthogonal to its conditions"
+                )
+            v = v / along
         return dataclasses.replace(
             self,
             vector=v.reshape(self.vector.shape),

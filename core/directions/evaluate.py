@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from core.directions.collect import LatentSamples, Scorer, collect, score_ws
+from core.directions.collect import LatentSamples, Scorer, collect, score_ws, w_covariance
 from core.directions.edit import Direction, DirectionSet
 from core.directions.svm import fit_attribute_direction, label_correlation, linear_separability
 from core.errors import InputError
@@ -189,9 +189,10 @@ def fit_all(
         meta={"samples": samples, "ratio": ratio, "truncation_psi": truncation_psi, "seed": seed},
     )
     per: dict[str, dict] = {}
+    cov = w_covariance(G, seed=seed)
     for k, a in enumerate(names):
         try:
-            d = fit_attribute_direction(data, a, space="w", ratio=ratio, seed=seed)
+            d = fit_attribute_direction(data, a, space="w", ratio=ratio, seed=seed, covariance=cov)
         except InputError as e:
             per[a] = {"error": str(e)}
             continue

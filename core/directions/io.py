@@ -22,6 +22,8 @@ from core.errors import CheckpointError, InputError
 
 FORMAT = "stylescope-directions"
 FORMAT_VERSION = "1"
+# A direction whose edit vector differs from its boundary's normal stores the normal under this prefix.
+NORMAL_PREFIX = "normal:"
 
 
 def save_directions(directions: DirectionSet, path: str | os.PathLike) -> None:
@@ -30,6 +32,13 @@ def save_directions(directions: DirectionSet, path: str | os.PathLike) -> None:
 
     items = [directions[n] for n in directions.base_names()]
     tensors = {d.name: d.vector.detach().to("cpu", torch.float32).contiguous() for d in items}
+    tensors.update(
+        {
+            NORMAL_PREFIX + d.name: d.normal.to("cpu", torch.float32).contiguous()
+            for d in items
+            if d.normal is not None
+        }
+    )
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -98,6 +107,7 @@ def load_directions(path: str | os.PathLike, *, model_hash: str | None = None) -
                     attribute=e.get("attribute"),
                     conditions=tuple(e.get("conditions", ())),
                     meta=dict(e.get("meta", {})),
+                    normal=tensors.get(NORMAL_PREFIX + name),
                 )
             )
         except (InputError, KeyError, TypeError, ValueError) as err:
@@ -115,7 +125,11 @@ def export_json(directions: DirectionSet, path: str | os.PathLike | None = None)
         "layer_groups": directions.layer_groups,
         "meta": directions.meta,
         "directions": [
-            {**directions[n].metadata(), "vector": directions[n].vector.tolist()}
+            {
+                **directions[n].metadata(),
+                "vector": directions[n].vector.tolist(),
+                "normal": None if directions[n].normal is None else directions[n].normal.tolist(),
+            }
             for n in directions.base_names()
         ],
     }

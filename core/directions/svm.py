@@ -307,6 +307,36 @@ def label_correlation(scores: Tensor, attributes: Sequence[str]) -> Mapping[tupl
     }
 
 
+def covariance_edit_vector(normal: Tensor, covariance: Tensor) -> Tensor:
+    """The edit direction ``S n / (n^T S n)`` of a boundary normal ``n`` under latent covariance ``S``.
+
+    Of all steps that change the signed distance ``n . x`` by one, it is the shortest in the Mahalanobis
+    metric of the latent distribution (the "most typical" way across the boundary); for isotropic latents it is
+    ``n`` itself. ``normal`` is ``[D]`` or ``[num_ws, D]`` (W+: the covariance of one row, applied per row);
+    ``covariance`` is ``[D, D]``.
+
+    Raises:
+        InputError: shapes do not match, or the covariance is not positive along ``n``.
+    """
+    n = torch.as_tensor(normal).double()
+    S = torch.as_tensor(covariance).double()
+    if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] != n.shape[-1]:
+        raise InputError(f"covariance {list(S.shape)} does not fit a normal of shape {list(n.shape)}")
+    v = n @ S  # S is symmetric: row-wise S n
+    along = float((v * n).sum())
+    if not math.isfinite(along) or along <= 1e-12 * float(S.diagonal().sum()):
+        raise InputError("the latent covariance has no variance along this normal")
+    return (v / along).to(torch.float32)
+
+
+def latent_covariance(latents: Tensor) -> Tensor:
+    """Covariance ``[D, D]`` (float64) of latent rows ``[N, D]`` (W+ samples: pass ``w.reshape(-1, w_dim)``)."""
+    X = torch.as_tensor(latents).double().reshape(-1, latents.shape[-1])
+    if X.shape[0] < 2:
+        raise InputError("a covariance needs at least 2 latents")
+    return torch.cov(X.T).reshape(X.shape[1], X.shape[1])
+
+
 def direction_from_fit(
     fit: SvmFit,
     name: str,
@@ -317,8 +347,13 @@ def direction_from_fit(
     attribute: str | None = None,
     rows: Sequence[int] | None = None,
     meta: Mapping | None = None,
+    covariance: Tensor | None = None,
 ):
-    """Wrap an ``SvmFit`` as an editing ``Direction`` (W+ normals are reshaped to ``[num_ws, w_dim]``)."""
+    """Wrap an ``SvmFit`` as an editing ``Direction`` (W+ normals are reshaped to ``[num_ws, w_dim]``).
+
+    With ``covariance`` (of the W rows; ignored in Z, which is isotropic) the direction edits along
+    ``covariance_edit_vector`` and keeps the SVM normal as its boundary.
+    """
     from core.directions.edit import Direction
 
     vec = fit.normal
@@ -326,12 +361,16 @@ def direction_from_fit(
         if not num_ws:
             raise InputError("a W+ direction needs num_ws")
         vec = vec.reshape(num_ws, -1)
+    normal = None
+    if covariance is not None and space != "z":
+        normal, vec = vec, covariance_edit_vector(vec, covariance)
     info = {
         "train_accuracy": fit.train_accuracy,
         "num_train": fit.num_train,
         "num_val": fit.num_val,
         "num_pos": fit.num_pos,
         "num_neg": fit.num_neg,
+        "edit": "covariance" if normal is not None else "normal",
     }
     info.update(meta or {})
     return Direction(
@@ -345,6 +384,7 @@ def direction_from_fit(
         scale=fit.scale,
         attribute=attribute,
         meta=info,
+        normal=normal,
     )
 
 
@@ -360,6 +400,7 @@ def fit_attribute_direction(
     seed: int = 0,
     num_ws: int | None = None,
     method: str = "svm",
+    covariance: Tensor | str | None = "samples",
 ):
     """Fit the InterFaceGAN direction of one attribute column of ``LatentSamples``.
 
@@ -369,6 +410,9 @@ def fit_attribute_direction(
         space: "z", "w" or "w+" (default: the space the samples were drawn in).
         ratio: top/bottom fraction used (``select_confident``).
         num_ws: model rows (needed for "w+").
+        covariance: of W, for the edit vector (``covariance_edit_vector``): a ``[w_dim, w_dim]`` tensor (e.g.
+            ``core.directions.collect.w_covariance(G)``), "samples" to estimate it from ``samples`` when they hold
+            at least ``4 * w_dim`` W rows (else the edit is the normal), or None for the plain normal.
 
     Returns:
         ``Direction`` named ``name`` (default: the attribute), with val accuracy and offset.
@@ -378,6 +422,11 @@ def fit_attribute_direction(
         num_ws = samples.w.shape[1]
     X = samples.latents(space)
     fit = fit_attribute(X, samples.column(attribute), ratio=ratio, val_fraction=val_fraction, C=C, seed=seed)
+    if isinstance(covariance, str):
+        if covariance != "samples":
+            raise InputError(f"covariance must be a tensor, 'samples' or None, got {covariance!r}")
+        rows = samples.w.reshape(-1, samples.w.shape[-1])
+        covariance = latent_covariance(rows) if rows.shape[0] >= 4 * rows.shape[1] else None
     return direction_from_fit(
         fit,
         name or attribute,
@@ -386,4 +435,5 @@ def fit_attribute_direction(
         method=method,
         attribute=attribute,
         meta={"samples": len(samples), "ratio": ratio, "truncation_psi": samples.truncation_psi},
+        covariance=covariance,
     )

@@ -126,12 +126,16 @@ def get_fir_impl() -> str:
     return _fir_impl
 
 
-def fold_active(x: Tensor) -> bool:
-    """Whether convolutions adjacent to a FIR filter fold it into their weights for input ``x``."""
+def fold_active(x: Tensor, prefer: bool | None = None) -> bool:
+    """Whether convolutions adjacent to a FIR filter fold it into their weights for input ``x``.
+
+    ``prefer`` (a module's ``fold_fir``; None = the process-wide setting) chooses for GPU inference without
+    gradients; ``"fused"`` training folds regardless, CPU and ``"depthwise"`` never do.
+    """
     if _fir_impl == "fused":
         return True
     return (
-        _fold_inference
+        (_fold_inference if prefer is None else prefer)
         and x.device.type != "cpu"
         and _fir_impl != "depthwise"
         and not (x.requires_grad and torch.is_grad_enabled())
@@ -378,8 +382,10 @@ class ConvLayer(nn.Sequential):
         super().__init__(*layers)
         self.downsample = downsample
 
+    fold_fir: bool | None = None  # per-module choice for GPU inference (see ``fold_active``)
+
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.downsample and fold_active(x)):
+        if not (self.downsample and fold_active(x, self.fold_fir)):
             return super().forward(x)
         blur, conv = self[0], self[1]
         # blur then correlate with w == correlate with (w * flipped blur kernel), the full convolution.

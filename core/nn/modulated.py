@@ -41,6 +41,8 @@ class ModulatedConv2d(nn.Module):
     initialised to 1), and ``blur.kernel`` when upsampling.
     """
 
+    fold_fir: bool | None = None  # per-module choice for GPU inference (see ``core.nn.layers.fold_active``)
+
     def __init__(
         self,
         in_ch: int,
@@ -166,7 +168,7 @@ class ModulatedConv2d(nn.Module):
         With folding active the blur is folded into the weight: ``(x conv^T w) * K == x conv^T (w * K)``,
         one dense transposed convolution with a ``k + 3`` kernel, cropped by the transposed conv's padding.
         """
-        if not fold_active(x):
+        if not fold_active(x, self.fold_fir):
             return self.blur(F.conv_transpose2d(x, weight, stride=2, groups=groups))
         kernel = self.blur.kernel
         return _conv_transpose_folded(x, fir_fold(weight, kernel), kernel.shape[0], self.blur.pad, groups)
