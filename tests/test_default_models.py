@@ -90,6 +90,11 @@ def test_shipped_directions_belong_to_shipped_model():
         assert torch.isfinite(d.vector).all()
         if d.space == "w":
             assert d.vector.shape == (G_W_DIM,)
-            assert abs(float(d.vector.norm()) - 1.0) < 1e-3
+            if d.normal is None:  # PCA / SeFa: unit vectors
+                assert abs(float(d.vector.norm()) - 1.0) < 1e-3
+            else:  # SVM: covariance edit vector, scaled so that a strength is a change of signed distance
+                assert abs(float(d.normal.norm()) - 1.0) < 1e-3
+                assert abs(float(d.normal @ d.vector) - 1.0) < 1e-3
+                assert d.meta["edit"] == "covariance"
     report = DIRECTIONS.with_suffix(".report.json")
     assert report.is_file()

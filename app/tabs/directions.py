@@ -36,8 +36,9 @@ STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 ROW_CHOICES = ["all", "coarse", "middle", "fine"]
 EXPLAIN = (
     "**InterFaceGAN**: label samples (with the attribute classifier or by clicking), fit a linear SVM in W, "
-    "and move along its unit normal: `w' = w + alpha * n`. Strengths are in standard deviations of the data "
-    "along the direction. **Rows** restrict an edit to a layer group; **keep fixed** makes the direction "
+    "and move across its boundary: `w' = w + alpha * v`, where `v` is the SVM normal `n` stretched by the "
+    "covariance of W (`v = S n / n.S n`, the most typical way across; in Z it is `n` itself). Strengths are "
+    "in standard deviations of the data along `n`. **Rows** restrict an edit to a layer group; **keep fixed** makes the direction "
     "orthogonal to other directions (conditional manipulation), so those attributes stay put."
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -217,7 +218,9 @@ def run_fit_all(args: argparse.Namespace) -> int:
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.setdefault(stage, tqdm(desc=stage, total=total, leave=False))
+        if stage not in bars:  # one bar per stage (setdefault would open, and leak, a bar on every call)
+            bars[stage] = tqdm(desc=stage, total=total, leave=False, file=sys.stderr)
+        bar = bars[stage]
         bar.total, bar.n = total, done
         bar.refresh()
 

@@ -3,7 +3,8 @@ separability metric (StyleGAN, Karras et al. CVPR 2019, Sec. 4.2).
 
 InterFaceGAN: a binary attribute is (approximately) separated by a hyperplane ``n . x + b = 0`` in latent
 space; fit it with a linear SVM on the most confidently labelled samples (the top and bottom ``ratio`` by
-classifier score) and edit along the unit normal ``n``.
+classifier score) and edit along the unit normal ``n`` (in Z; in W along ``covariance_edit_vector``, see
+``core.directions.edit`` for why).
 
 Linear separability: for each attribute i, fit a linear SVM on latents X to the classifier labels Y_i, let
 X_i be the SVM's predicted class and report ``exp(sum_i H(Y_i | X_i))``. H is the conditional entropy (in nats,
