@@ -41,8 +41,10 @@ for arch in ${WEIGHTS:-stylegan2}; do
         --dtype bfloat16 && split -b 15M -d /tmp/w-$arch.safetensors $OUT/w-$arch.safetensors.part
 done
 for f in synthfaces-classifier.safetensors CLASSIFIER_CARD.md; do cp $R/classifier/$f $OUT/ 2>/dev/null; done
-# Full evaluation (10k per set) of both generators with the freshly trained classifier.
-CLS=$R/classifier/synthfaces-classifier.safetensors; [ -f $CLS ] || CLS=assets/models/synthfaces-classifier.safetensors
+# Full evaluation (10k per set) of both generators, with the shipped classifier so that the numbers compare with
+# the model card's (EVAL_CLS=new: with the classifier of this run instead, which always comes back above).
+CLS=assets/models/synthfaces-classifier.safetensors
+[ "${EVAL_CLS:-shipped}" = new ] && [ -f $R/classifier/synthfaces-classifier.safetensors ] && CLS=$R/classifier/synthfaces-classifier.safetensors
 for arch in stylegan2 stylegan1; do
     [ -f $OUT/$arch.safetensors ] && python -m core.cli evaluate --model $OUT/$arch.safetensors --classifier $CLS \
         --n ${EVAL_N:-10000} --device cuda --json --out $OUT/eval-$arch.json 2>&1 | tail -3
