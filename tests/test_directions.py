@@ -190,6 +190,14 @@ def test_w_covariance_is_the_models_and_feeds_fits(tiny_G):
     # too few samples to estimate a covariance of their own: the plain normal, and the direction says so
     plain = fit_attribute_direction(s, "p", ratio=0.5)
     assert plain.normal is None and plain.meta["edit"] == "normal"
+    # W+ (one w per row): the W covariance applies row by row; Z is isotropic: the normal is the edit
+    wp = sample_latents(tiny_G, 100, seed=6, space="w+")
+    wp.scores, wp.attributes = torch.sigmoid(wp.w[:, 0, :1] * 5), ("p",)
+    dp = fit_attribute_direction(wp, "p", ratio=0.5, covariance=S)
+    assert dp.vector.shape == dp.normal.shape == (tiny_G.num_ws, tiny_G.w_dim)
+    assert abs(float((dp.normal * dp.vector).sum()) - 1) < 1e-4
+    wz = fit_attribute_direction(s, "p", ratio=0.5, space="z", covariance=S)
+    assert wz.normal is None and wz.meta["edit"] == "normal"
 
 
 def test_row_restricted_edit_changes_only_those_rows(tiny_G):
