@@ -70,6 +70,7 @@ def test_fit_all_on_planted_world_meets_targets():
         assert r["edit_success"] > 0.95, name
         assert r["edit_success_conditional"] > 0.95, name
         assert r["side_effect_conditional_max"] < 0.05, name
+        assert dirs[name].meta["edit_success"] == r["edit_success"]  # saved with the direction
     # the plain edit of a drags b along; conditioning on b removes that
     assert rep["attributes"]["a"]["side_effect_max"] > 0.1
     assert rep["attributes"]["a"]["conditioned_on"] == ["b", "c"]

@@ -143,14 +143,23 @@ def _session_base(set_path: str, model: str) -> cd.DirectionSet:
     return cd.DirectionSet(model_hash=digest, num_ws=G.num_ws, layer_groups=G.layer_groups)
 
 
+def _quality(d: cd.Direction) -> str:
+    """``"svm, acc 0.94, edits 0.77"``: method, SVM validation accuracy, measured edit success when known."""
+    parts = [d.method]
+    if d.accuracy:
+        parts.append(f"acc {d.accuracy:.2f}")
+    if isinstance(d.meta.get("edit_success"), float):
+        parts.append(f"edits {d.meta['edit_success']:.2f}")
+    return ", ".join(parts)
+
+
 def _set_updates(set_path: str):
     """Outputs after the set changed: state, info, download, slot/compare/plot dropdown choices."""
     dirs = get_set(set_path) if set_path else None
     allnames = names_of(set_path)
     info = "No directions loaded." if not dirs else (
         f"**{len(dirs)} directions** (model {dirs.model_hash or '?'}): "
-        + ", ".join(f"{n} ({dirs[n].method}" + (f", acc {dirs[n].accuracy:.2f})" if dirs[n].accuracy else ")")
-                    for n in allnames[:40])
+        + ", ".join(f"{n} ({_quality(dirs[n])})" for n in allnames[:40])
     )  # fmt: skip
     svm = names_of(set_path, ("svm", "user"))
     pca, sefa = names_of(set_path, "pca"), names_of(set_path, "sefa")

@@ -224,6 +224,7 @@ def fit_all(
         )
         per[a].update(edit_success=plain.success, side_effect_max=plain.max_side_effect,
                       side_effect_mean=plain.mean_side_effect, related=rel)  # fmt: skip
+        d.meta["edit_success"] = plain.success  # travels with the direction: the UI shows how well it edits
         try:
             cd = d.conditioned([dirs[c] for c in conds])
             cond = evaluate_edit(
@@ -236,6 +237,7 @@ def fit_all(
                 side_effects_conditional=cond.side_effects,
                 conditioned_on=conds,
             )
+            d.meta["edit_success_conditional"] = cond.success
         except InputError as e:
             per[a]["conditional_error"] = str(e)
         if progress is not None:
