@@ -19,6 +19,7 @@ from core.models.classifier import (
     tiny_classifier_config,
 )
 from core.models.classifier_train import (
+    BROW_SIGNAL_MIN,
     augment,
     evaluate_classifier,
     gaussian_blur,
@@ -124,6 +125,12 @@ def test_targets_masks_follow_visibility():
     assert torch.equal(t["attr_mask"][:, j] > 0, f["eye_open"] > 0.35)
     k = cfg.factors.index("glasses_color")
     assert torch.equal(t["reg_mask"][:, k] > 0, f["eyeglasses"] == 1)
+    # Brow labels count only where the brows show (render_batch measures that).
+    readable = f["brow_signal"] > BROW_SIGNAL_MIN
+    assert 0 < readable.sum() < 32 or readable.all()
+    for name in ("brow_raise", "brow_tilt"):
+        assert torch.equal(t["reg_mask"][:, cfg.factors.index(name)] > 0, readable)
+    assert torch.equal(t["attr_mask"][:, cfg.attributes.index("raised_brows")] > 0, readable)
     assert t["attributes"].shape == (32, len(cfg.attributes))
 
 

@@ -21,6 +21,7 @@ from core.data.synthfaces import (
     binary_attributes,
     export,
     neutral_factors,
+    part_signal,
     render,
     sample_factors,
 )
@@ -176,6 +177,31 @@ def test_eyeglasses_label_is_faithful() -> None:
     changed = (on[0] - off[0]).abs().amax(0) > 0.2
     assert changed.sum() > 40
     assert not torch.equal(on[0], on[1])  # the colour shows once there are frames
+
+
+def test_hiding_the_brows_changes_only_the_brow_region() -> None:
+    f = _neutral(2, hair_color=[0, 2], skin_tone=[0.0, 0.0])  # black brows / blond brows, both on pale skin
+    full = render(f, resolution=RES, detail_seed=3)
+    assert torch.equal(render(f, resolution=RES, detail_seed=3, hide=()), full)
+    bare = render(f, resolution=RES, detail_seed=3, hide=["brows"])
+    changed = (full - bare).abs().amax(1) > 0.02  # [N, H, W]
+    rows = changed.any(2).nonzero()[:, 1]
+    # Brows sit above the eyes, in a band well inside the upper half of the face.
+    assert changed[0].sum() > 10 and int(rows.min()) > RES * 0.25 and int(rows.max()) < RES * 0.55
+    with pytest.raises(ValueError, match="cannot hide"):
+        render(f, resolution=RES, hide=["nose"])
+
+
+def test_part_signal_measures_how_much_brows_show() -> None:
+    # Black brows on pale skin read best, blond ones on pale skin about half as well, black ones on the darkest
+    # skin a quarter; the value does not depend on the resolution (pixels of a 128 px image) beyond sampling.
+    f = _neutral(3, hair_color=[0, 2, 0], skin_tone=[0.0, 0.0, 1.0])
+    s128 = part_signal(f, "brows", resolution=128)
+    s64 = part_signal(f, "brows", resolution=64)
+    assert s128[0] > 30 and 0.3 * s128[0] < s128[1] < 0.7 * s128[0] and s128[2] < 0.35 * s128[0]
+    torch.testing.assert_close(s64, s128, rtol=0.2, atol=0.5)
+    images = render(f, resolution=64)
+    torch.testing.assert_close(part_signal(f, "brows", resolution=64, images=images), s64)
 
 
 def test_eyes_closed_hides_the_iris() -> None:

@@ -40,7 +40,13 @@ for arch in ${WEIGHTS:-stylegan2}; do
     [ -d $R/$arch ] && python -m core.cli train --export-weights $R/$arch --out /tmp/w-$arch.safetensors \
         --dtype bfloat16 && split -b 15M -d /tmp/w-$arch.safetensors $OUT/w-$arch.safetensors.part
 done
-for f in synthfaces-classifier.safetensors CLASSIFIER_CARD.md; do cp $R/classifier/$f $OUT/ 2>/dev/null; done
+# Each classifier run comes back as <run>.safetensors, <run>-card.md and <run>-run.json (its report).
+for c in classifier classifier2; do
+    [ -f $R/$c/synthfaces-classifier.safetensors ] || continue
+    cp $R/$c/synthfaces-classifier.safetensors $OUT/$c.safetensors
+    cp $R/$c/CLASSIFIER_CARD.md $OUT/$c-card.md 2>/dev/null
+    cp $R/$c.log $OUT/$c-run.json
+done
 # Full evaluation (10k per set) of both generators, with the shipped classifier so that the numbers compare with
 # the model card's (EVAL_CLS=new: with the classifier of this run instead, which always comes back above).
 CLS=assets/models/synthfaces-classifier.safetensors

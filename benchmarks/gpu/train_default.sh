@@ -3,7 +3,8 @@
 # Usage (repo root on the GPU box):  bash benchmarks/gpu/train_default.sh start [SECONDS]|status
 # ARCHS picks the generators (default "stylegan2 stylegan1"); FIR (taps|depthwise|folded) and COMPILE=1 pick the
 # fastest step measured by train_matrix.sh. The attribute classifier trains beside them (CLS_STEPS steps,
-# default 12000; CLS_STEPS=0 skips it; CLS_ARGS adds options, e.g. "--init FILE --seed 3 --minutes 12").
+# default 12000; CLS_STEPS=0 skips it; CLS_ARGS adds options, e.g. "--init FILE --seed 3 --minutes 12"; CLS2_ARGS
+# starts a second one).
 # BATCH (default 64), LR (default 0.002) and GAMMA (R1 weight; default 0.0002 * res^2 / batch) set the GAN runs'
 # batch, Adam learning rate and R1 weight. INIT_stylegan2 /
 # INIT_stylegan1 warm-start a run (--init: a weights snapshot from finish.sh or a generator file); SEED picks
@@ -40,6 +41,13 @@ PY
     mkdir -p $R/classifier
     [ "${CLS_STEPS:-12000}" = 0 ] || setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 ${CLS_ARGS:-} \
         --out $R/classifier/synthfaces-classifier.safetensors --json > $R/classifier.log 2>&1 < /dev/null &
+    # A second classifier run beside the first (CLS2_ARGS, e.g. another seed or learning rate); finish.sh brings
+    # both back and the better one is shipped.
+    if [ -n "${CLS2_ARGS:-}" ]; then
+        mkdir -p $R/classifier2
+        setsid nohup python -m core.cli classifier train --device cuda --steps ${CLS_STEPS:-12000} --batch 256 $CLS2_ARGS \
+            --out $R/classifier2/synthfaces-classifier.safetensors --json > $R/classifier2.log 2>&1 < /dev/null &
+    fi
     sleep ${2:-120}
     ;&
 status)
@@ -47,7 +55,7 @@ status)
         echo "== $a"; tail -n 3 $R/$a.log
         python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
     done
-    echo "== classifier"; tail -c 600 $R/classifier.log; echo
+    for c in classifier classifier2; do [ -f $R/$c.log ] && { echo "== $c"; tail -c 400 $R/$c.log; echo; }; done
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
     ;;
 esac

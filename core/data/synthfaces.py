@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +51,7 @@ from core.data.synthfaces_factors import (
     binary_attributes,
     sample_factors,
 )
-from core.data.synthfaces_render import render_chunk
+from core.data.synthfaces_render import HIDEABLE_PARTS, render_chunk
 from core.errors import InputError
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "export",
     "factor_sweep_sheet",
     "neutral_factors",
+    "part_signal",
     "render",
     "sample_factors",
 ]
@@ -119,6 +120,7 @@ def render(
     device: str | torch.device | None = None,
     index: Tensor | None = None,
     chunk: int | None = None,
+    hide: Iterable[str] = (),
 ) -> Tensor:
     """Render portraits from factors.
 
@@ -131,14 +133,19 @@ def render(
         device: where to render; default: the device of ``factors``.
         index: int64 ``[N]`` image indices that key the detail; default ``0..N-1``.
         chunk: images rendered at once (memory bound); default depends on the device.
+        hide: parts to leave out (``"brows"``), to measure what a part adds to the image (see
+            :func:`brow_visibility`); the dataset never hides anything.
 
     Returns:
         ``[N, 3, resolution, resolution]`` float32 in [-1, 1] on ``device``.
 
     Raises:
-        ValueError: bad resolution, a missing factor, or factors of different lengths.
+        ValueError: bad resolution, a missing factor, factors of different lengths, or an unknown part.
     """
     _check_resolution(resolution)
+    hidden = frozenset(hide)
+    if not hidden <= HIDEABLE_PARTS:
+        raise ValueError(f"cannot hide {sorted(hidden - HIDEABLE_PARTS)}; hideable: {sorted(HIDEABLE_PARTS)}")
     missing = [name for name in FACTORS if name not in factors]
     if missing:
         raise ValueError(f"factors are missing {missing}")
@@ -162,9 +169,41 @@ def render(
     for s in range(0, n, step):
         part = {name: v[s : s + step] for name, v in f.items()}
         out[s : s + step] = render_chunk(
-            part, index[s : s + step], resolution=resolution, detail_seed=detail_seed
+            part, index[s : s + step], resolution=resolution, detail_seed=detail_seed, hide=hidden
         )
     return out
+
+
+def part_signal(
+    factors: dict[str, Tensor],
+    part: str,
+    *,
+    resolution: int = 128,
+    detail_seed: int | None = None,
+    index: Tensor | None = None,
+    images: Tensor | None = None,
+) -> Tensor:
+    """How much ``part`` shows in each image: the summed absolute pixel change (mean over RGB, colour units
+    in [0, 1]) between the image and the same image rendered without ``part``, in pixels of a 128 px image.
+
+    A part can be drawn and still be unreadable: blond brows on pale skin, red brows over a red fringe,
+    brows under a spectacle frame. About 3 is the change of three pixels going from black to white; a
+    clearly visible pair of brows scores 10-30. Labels of such a part are unobservable where the signal is
+    near zero (the classifier's evaluation uses it, see ``core.models.classifier_train.VISIBILITY``).
+
+    Args:
+        factors, resolution, detail_seed, index: as for :func:`render`.
+        part: one of ``HIDEABLE_PARTS``.
+        images: the full render of the same arguments if already at hand (saves one render).
+
+    Returns:
+        float32 ``[N]`` on the device of ``factors``.
+    """
+    kw: dict[str, Any] = dict(resolution=resolution, detail_seed=detail_seed, index=index)
+    full = render(factors, **kw) if images is None else images
+    without = render(factors, hide=(part,), **kw)
+    change = (full - without.to(full.device)).abs_().mean(1).mul_(0.5)  # [-1, 1] -> [0, 1] colour units
+    return change.sum((1, 2)).mul_((128 / resolution) ** 2)
 
 
 class SynthFaces(torch.utils.data.Dataset):

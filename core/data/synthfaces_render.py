@@ -37,6 +37,7 @@ from core.data.synthfaces_factors import DETAIL_STREAM_BASE, hash_uniform
 # Windows (x0, x1, y0, y1) in image coordinates outside of which a group of layers never has coverage,
 # derived from the factor ranges below with a margin (tests/test_synthfaces.py checks them against a
 # full-frame render).
+HIDEABLE_PARTS = frozenset({"brows"})
 _HEAD_WINDOW = (-0.80, 0.80, -1.0, 0.80)
 _FACE_WINDOW = (-0.70, 0.70, -0.76, 0.50)
 
@@ -238,7 +239,14 @@ class _Rows:
         view.index_copy_(0, self.idx, part)
 
 
-def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail_seed: int | None) -> Tensor:
+def render_chunk(
+    f: dict[str, Tensor],
+    index: Tensor,
+    *,
+    resolution: int,
+    detail_seed: int | None,
+    hide: frozenset[str] = frozenset(),
+) -> Tensor:
     """Render one chunk of images, all tensors on one device.
 
     Args:
@@ -246,6 +254,7 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
         index: int64 ``[N]`` image indices; they key the stochastic detail.
         resolution: output height and width.
         detail_seed: seed of the stochastic detail, or None to render without it.
+        hide: parts left out (``HIDEABLE_PARTS``), to measure what they add to the image.
 
     Returns:
         ``[N, 3, resolution, resolution]`` float32 in [-1, 1].
@@ -402,7 +411,8 @@ def render_chunk(f: dict[str, Tensor], index: Tensor, *, resolution: int, detail
     arch = 0.025 + 0.02 * raise_.clamp(min=0)
     yc = (arch * bx - 0.06 * p["brow_tilt"]).mul_(bx).add_(eye_y - 0.09 - 0.05 * raise_)
     d_brow = torch.maximum((fy - yc).abs_().sub_(0.016).add_(0.006 * bx), (bx.abs() - 1).mul_(0.1))
-    _lerp_(face_view, p["brow"], _cov(d_brow, k))
+    if "brows" not in hide:
+        _lerp_(face_view, p["brow"], _cov(d_brow, k))
 
     # Eyes: the opening's height comes from eye_open; iris and pupil are clipped by it; a lash line rims
     # the upper lid. Irises look at the viewer, i.e. against the head's turn.

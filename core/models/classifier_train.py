@@ -12,7 +12,8 @@ gain of 2% already moves ``light_tint`` by 0.2 of its range.
 
 Held-out evaluation uses another stream (``HELD_OUT_SEED_OFFSET + seed``), never seen in training.
 Some labels cannot be seen in every image (the iris colour of closed eyes, the frame colour without
-glasses); :data:`VISIBILITY` lists them, training masks their loss there and evaluation scores them where
+glasses, the shape of brows that barely differ from the skin or hair beneath them or hide under a spectacle
+frame); :data:`VISIBILITY` lists them, training masks their loss there and evaluation scores them where
 they are visible (the card says so).
 """
 
@@ -38,11 +39,19 @@ BLUR_SIGMA = 1.0  # px per 64 px of image width: the "blurred renders" of the ca
 ProgressFn = Callable[[int, int], None]
 StopFn = Callable[[], bool]
 
+# Brows whose render changes the image by less than this (sf.part_signal, pixels of a 128 px image) cannot
+# be read: the brow labels are unobservable there (see the module docstring).
+BROW_SIGNAL_MIN = 3.0
+
 # label -> (factor, threshold): the label is observable only where factor > threshold (categorical: ==).
+# "brow_signal" is not a SynthFaces factor: render_batch measures it (sf.part_signal of the brows).
 VISIBILITY: dict[str, tuple[str, str, float]] = {
     "blue_eyes": ("eye_open", ">", 0.35),
     "iris_color": ("eye_open", ">", 0.35),
     "glasses_color": ("eyeglasses", "==", 1),
+    "raised_brows": ("brow_signal", ">", BROW_SIGNAL_MIN),
+    "brow_raise": ("brow_signal", ">", BROW_SIGNAL_MIN),
+    "brow_tilt": ("brow_signal", ">", BROW_SIGNAL_MIN),
 }
 
 
@@ -62,9 +71,15 @@ def render_batch(
     """Images ``start .. start+n-1`` of the SynthFaces stream ``seed`` with stochastic detail on.
 
     Returns:
-        ``(images [n, 3, R, R] in [-1, 1], factors {name: [n]})`` on ``device``.
+        ``(images [n, 3, R, R] in [-1, 1], factors {name: [n]})`` on ``device``; ``factors`` also holds
+        ``"brow_signal"`` (:func:`core.data.synthfaces.part_signal` of the brows) for :data:`VISIBILITY`.
     """
-    return SynthFaces(resolution=resolution, seed=seed).batch(start, n, device=device)
+    img, factors = SynthFaces(resolution=resolution, seed=seed).batch(start, n, device=device)
+    index = torch.arange(start, start + n, device=img.device)
+    factors["brow_signal"] = sf.part_signal(
+        factors, "brows", resolution=resolution, detail_seed=seed, index=index, images=img
+    )
+    return img, factors
 
 
 def targets(cfg: ClassifierConfig, factors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -464,7 +479,10 @@ def classifier_card(report: dict, *, model_file: str = "synthfaces-classifier.sa
         + "; ".join(
             f"`{k}` is scored only where `{f} {op} {t}`" for k, (f, op, t) in sorted(VISIBILITY.items())
         )
-        + " (elsewhere it cannot be seen; the 'all' column scores every image).",
+        + " (elsewhere it cannot be seen; the 'all' column scores every image). `brow_signal` is how much the "
+        "brows change the image (`core.data.synthfaces.part_signal`: summed absolute pixel change, in pixels "
+        "of a 128 px image, against the same render without brows); below "
+        f"{BROW_SIGNAL_MIN:g} they are lost in the skin, the fringe or a spectacle frame.",
         "",
         "## Binary attributes (held-out accuracy)",
         "",
