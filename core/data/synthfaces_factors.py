@@ -102,6 +102,13 @@ _ATTRIBUTE_RULES: dict[str, tuple[str, str, float | tuple[int, ...]]] = {
 }
 BINARY_ATTRIBUTES: tuple[str, ...] = tuple(_ATTRIBUTE_RULES)
 
+# Labels of the features drawn as mirror copies about the face's axis (eyes, brows, mouth): a face and its
+# mirror image share them (yaw, roll, head_x and the facing_* labels flip; nose shading and hair do not mirror).
+MIRROR_SYMMETRIC: tuple[str, ...] = (
+    "eye_open", "eyes_closed", "smile", "smiling", "frowning", "mouth_open", "brow_raise", "brow_tilt",
+    "raised_brows",
+)  # fmt: skip
+
 # Half-width of the excluded band around each attribute threshold, as a fraction of the factor's range.
 ATTRIBUTE_GAP = 0.06
 

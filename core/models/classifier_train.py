@@ -486,6 +486,24 @@ def classifier_card(report: dict, *, model_file: str = "synthfaces-classifier.sa
         "brows change the image (`core.data.synthfaces.part_signal`: summed absolute pixel change, in pixels "
         "of a 128 px image, against the same render without brows); below "
         f"{BROW_SIGNAL_MIN:g} they are lost in the skin, the fringe or a spectacle frame.",
+    ]
+    second = report.get("eval_second_stream")
+    if second:
+        worst = min(second["r2"], key=second["r2"].get)
+        lines.append(
+            f"* A second held-out stream ({second['n']} renders of stream {second['seed']}): min accuracy "
+            f"{second['min_accuracy']:.4f}, min R^2 {second['min_r2']:.4f} (`{worst}`): "
+            f"**{'PASS' if second['pass'] else 'FAIL'}**."
+        )
+    if cfg.get("mirror_symmetric"):
+        lines.append(
+            "* Mirror averaging: "
+            + ", ".join(f"`{n}`" for n in cfg["mirror_symmetric"])
+            + " are drawn as mirror copies (eyes, brows, mouth), so in eval mode the model reports the mean of"
+            " its predictions for the image and its horizontal mirror (`ClassifierConfig.mirror_symmetric`);"
+            " every other output, and the features, come from the image alone."
+        )
+    lines += [
         "",
         "## Binary attributes (held-out accuracy)",
         "",
