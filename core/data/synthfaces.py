@@ -136,7 +136,7 @@ def render(
         index: int64 ``[N]`` image indices that key the detail; default ``0..N-1``.
         chunk: images rendered at once (memory bound); default depends on the device.
         hide: parts to leave out (``"brows"``), to measure what a part adds to the image (see
-            :func:`brow_visibility`); the dataset never hides anything.
+            :func:`part_signal`); the dataset never hides anything.
 
     Returns:
         ``[N, 3, resolution, resolution]`` float32 in [-1, 1] on ``device``.

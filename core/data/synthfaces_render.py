@@ -34,10 +34,12 @@ from torch import Tensor
 
 from core.data.synthfaces_factors import DETAIL_STREAM_BASE, hash_uniform
 
+# Parts render_chunk can leave out (core.data.synthfaces.part_signal measures what they add to an image).
+HIDEABLE_PARTS = frozenset({"brows"})
+
 # Windows (x0, x1, y0, y1) in image coordinates outside of which a group of layers never has coverage,
 # derived from the factor ranges below with a margin (tests/test_synthfaces.py checks them against a
 # full-frame render).
-HIDEABLE_PARTS = frozenset({"brows"})
 _HEAD_WINDOW = (-0.80, 0.80, -1.0, 0.80)
 _FACE_WINDOW = (-0.70, 0.70, -0.76, 0.50)
 

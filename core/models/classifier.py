@@ -47,8 +47,8 @@ class ClassifierConfig:
             details such as brows and nose still reach the network at half the cost of a full-size stem).
         mirror_symmetric: attributes and continuous factors whose label is the same for the mirror image
             (SynthFaces draws brows, eyes and mouth as mirror copies); in eval mode their outputs are the mean
-            of the image's and its horizontal mirror's predictions, which halves the variance of what a single
-            view gets wrong. Empty: one view for everything.
+            of the image's and its horizontal mirror's predictions, which averages out part of what a single view
+            gets wrong. Empty: one view for everything.
     """
 
     attributes: tuple[str, ...]
@@ -178,8 +178,11 @@ class AttributeClassifier(nn.Module):
         self.register_buffer("factor_low", ranges[:, 0].clone())
         self.register_buffer("factor_span", (ranges[:, 1] - ranges[:, 0]).clone())
         sym = set(cfg.mirror_symmetric)
-        self._mirror_attrs = [i for i, a in enumerate(cfg.attributes) if a in sym]
-        self._mirror_factors = [i for i, f in enumerate(cfg.factors) if f in sym]
+        self._mirror = {  # output -> which of its columns average over the mirror image (plain lists: no state)
+            "logits": [a in sym for a in cfg.attributes],
+            "regression": [f in sym for f in cfg.factors],
+            "regression_std": [f in sym for f in cfg.factors],
+        }
 
     def prepare(self, img: Tensor) -> Tensor:
         """Check and resize ``img [N, 3, H, W]`` in [-1, 1] to ``[N, 3, R, R]`` with ``R = input_resolution``.
@@ -224,21 +227,17 @@ class AttributeClassifier(nn.Module):
             ``{"logits": [N, A], "regression": [N, F] (natural units), "regression_std": [N, F]
             (standardised), "categorical": [N, sum K] logits, "features": [N, feature_dim]}``.
         """
-        mirror = not self.training and (self._mirror_attrs or self._mirror_factors)
-        if not mirror:
+        if self.training or not any(any(cols) for cols in self._mirror.values()):
             feats = self.features(img)
             out = self.heads(feats)
             out["features"] = feats
             return out
         feats, feats_m = self.features(torch.cat([img, img.flip(-1)])).chunk(2)
         out, out_m = self.heads(feats), self.heads(feats_m)
-        for key, idx in (
-            ("logits", self._mirror_attrs),
-            ("regression", self._mirror_factors),
-            ("regression_std", self._mirror_factors),
-        ):
-            if idx:
-                out[key][:, idx] = (out[key][:, idx] + out_m[key][:, idx]) / 2
+        for key, cols in self._mirror.items():
+            if any(cols):
+                mask = torch.tensor(cols, device=img.device)
+                out[key] = torch.where(mask, (out[key] + out_m[key]) / 2, out[key])
         out["features"] = feats
         return out
 
