@@ -188,6 +188,7 @@ def test_hiding_the_brows_changes_only_the_brow_region() -> None:
     rows = changed.any(2).nonzero()[:, 1]
     # Brows sit above the eyes, in a band well inside the upper half of the face.
     assert changed[0].sum() > 10 and int(rows.min()) > RES * 0.25 and int(rows.max()) < RES * 0.55
+    assert torch.equal(render(f, resolution=RES, detail_seed=3, hide="brows"), bare)  # one name as a string
     with pytest.raises(ValueError, match="cannot hide"):
         render(f, resolution=RES, hide=["nose"])
 

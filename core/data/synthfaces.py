@@ -145,7 +145,7 @@ def render(
         ValueError: bad resolution, a missing factor, factors of different lengths, or an unknown part.
     """
     _check_resolution(resolution)
-    hidden = frozenset(hide)
+    hidden = frozenset((hide,) if isinstance(hide, str) else hide)
     if not hidden <= HIDEABLE_PARTS:
         raise ValueError(f"cannot hide {sorted(hidden - HIDEABLE_PARTS)}; hideable: {sorted(HIDEABLE_PARTS)}")
     missing = [name for name in FACTORS if name not in factors]
