@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.fastpath import FastOptions, FastSynthesis, psnr  # noqa: E402
 from core.models.stylegan import Generator, GeneratorConfig  # noqa: E402
+from core.nn.layers import FOLD_FORMS, get_fold_form, set_fold_form  # noqa: E402
 
 DEFAULT_128 = dict(img_resolution=128, z_dim=256, w_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64, 32))
 
@@ -72,6 +73,8 @@ def summary(times: list[float]) -> dict:
 
 
 def gpu_suite(args) -> None:
+    if args.fold_form:
+        set_fold_form(args.fold_form)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
@@ -123,6 +126,7 @@ def gpu_suite(args) -> None:
                 "device": name,
                 **summary(t),
                 "gflop_per_image": round(gflop, 1),
+                "fold_form": get_fold_form(),
                 "torch": torch.__version__,
             }
             if opts.precision == "fp32":
@@ -187,6 +191,12 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--compile", action="store_true", help="GPU suite: also time torch.compile + CUDA graphs")
     p.add_argument("--only", nargs="+", default=None, help="GPU suite: variant labels to time (plus fp32)")
+    p.add_argument(
+        "--fold-form",
+        choices=FOLD_FORMS,
+        default=None,
+        help="GPU suite: how folded up-sampling convs run (default: the library's); named in each line",
+    )
     args = p.parse_args()
     gpu_suite(args) if args.suite == "gpu" else cpu_suite(args)
 

@@ -245,14 +245,46 @@ def test_fold_choice_per_module_overrides_the_process_setting():
         set_fir_impl(before, fold_inference=True)
 
 
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("length", [4, 5, 6])
+def test_polyphase_weights_regroup_strided_convolutions_exactly(groups, length):
+    """A stride-2 transposed conv (any crop) is pixel_shuffle of a stride-1 conv; a stride-2 conv is a stride-1
+    conv over pixel_unshuffle -- to float64 rounding, for grouped weights and odd kernel lengths."""
+    import torch.nn.functional as F
+
+    from core.nn.layers import polyphase_down_weight, polyphase_up_weight, set_fold_form
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, groups * 4, 7, 9, generator=gen, dtype=torch.float64)
+    w = torch.randn(groups * 4, 5, length, length, generator=gen, dtype=torch.float64)
+    full = F.conv_transpose2d(x, w, stride=2, groups=groups)
+    for crop in range(length - 1):
+        wp, before, after = polyphase_up_weight(w, crop, groups)
+        out = F.pixel_shuffle(F.conv2d(F.pad(x, [before, after, before, after]), wp, groups=groups), 2)
+        ref = full[:, :, crop:, crop:]
+        n = min(ref.shape[2], out.shape[2]), min(ref.shape[3], out.shape[3])
+        assert n[0] >= 2 * x.shape[2] - 2 and n[1] >= 2 * x.shape[3] - 2
+        torch.testing.assert_close(out[:, :, : n[0], : n[1]], ref[:, :, : n[0], : n[1]], rtol=0, atol=1e-12)
+    wd = torch.randn(5, 4, length, length, generator=gen, dtype=torch.float64)
+    xd = torch.randn(2, 4, 12, 14, generator=gen, dtype=torch.float64)
+    ref = F.conv2d(xd, wd, stride=2)
+    out = F.conv2d(F.pixel_unshuffle(xd, 2), polyphase_down_weight(wd))
+    torch.testing.assert_close(out[:, :, : ref.shape[2], : ref.shape[3]], ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="fold form"):
+        set_fold_form("winograd")
+
+
+@pytest.mark.parametrize("form", ["transposed", "polyphase"])
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("fused_modconv", [None, True, False])
-def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv):
+def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv, form):
     """ "fused" FIR: the generator's up-sampling convs and the discriminator's down-sampling convs run as one
-    convolution with the filter folded into the weights -- same images, same D outputs, same gradients
-    (also the R1-style second derivative), for batch 1 and the batched evaluation orders."""
+    convolution with the filter folded into the weights (as a strided / transposed conv, or regrouped by
+    phase around pixel_shuffle / pixel_unshuffle) -- same images, same D outputs, same gradients (also the
+    R1-style second derivative), for batch 1 and the batched evaluation orders."""
     from core.models.stylegan import Discriminator, DiscriminatorConfig
     from core.nn import get_fir_impl, set_fir_impl
+    from core.nn.layers import get_fold_form, set_fold_form
 
     gen = torch.Generator().manual_seed(11)
     G = Generator(
@@ -266,9 +298,10 @@ def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv):
             p.copy_(torch.randn(p.shape, generator=gen))  # untrained zeros would hide noise / bias paths
     ws = torch.randn(3, G.num_ws, 16, generator=gen)
     img = torch.randn(4, 3, 32, 32, generator=gen, dtype=torch.float64)
-    before = get_fir_impl()
+    before, form_before = get_fir_impl(), get_fold_form()
     out = {}
     try:
+        set_fold_form(form)
         for impl in ("taps", "fused"):
             set_fir_impl(impl)
             w = ws.clone().requires_grad_(True)
@@ -285,6 +318,7 @@ def test_fir_folded_into_convs_matches_separate_filters(version, fused_modconv):
             out[impl] = (y.detach(), gw, logits.detach(), gx.detach(), gp)
     finally:
         set_fir_impl(before)
+        set_fold_form(form_before)
     for name, a, b in zip(
         ("image", "d image/d w", "D", "d D/d x", "d|dD/dx|^2/d theta"), *out.values(), strict=True
     ):

@@ -1,6 +1,7 @@
 """Device-machine profiler: where the GPU time of rendering and of a training step goes (top CUDA kernels).
 
     python benchmarks/gpu/prof_kernels.py render --batch 1 8      # 1024 px config-F, bf16 channels_last, eager
+    python benchmarks/gpu/prof_kernels.py render --batch 8 --compile --fold 0   # compiled, FIR as taps
     python benchmarks/gpu/prof_kernels.py train --res 64 --batch 64 --fir fused
 
 Prints a kernel table (self CUDA time) per configuration; used to decide what the fast paths should fuse.
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from core.fastpath import FastOptions, FastSynthesis  # noqa: E402
 from core.models.stylegan import Generator, GeneratorConfig  # noqa: E402
 from core.nn import FIR_IMPLS, set_fir_impl  # noqa: E402
+from core.nn.layers import FOLD_FORMS, set_fold_form  # noqa: E402
 
 
 def table(fn, iters: int, rows: int) -> str:
@@ -41,14 +43,21 @@ def main() -> None:
     ap.add_argument("--res", type=int, default=64)
     ap.add_argument("--fir", choices=FIR_IMPLS, default="fused")
     ap.add_argument("--rows", type=int, default=30)
+    ap.add_argument("--compile", action="store_true", help="render: torch.compile the synthesis")
+    ap.add_argument("--fold", type=int, choices=(0, 1), default=None, help="render: FastOptions.fold_fir")
+    ap.add_argument("--fold-form", choices=FOLD_FORMS, default=None, help="render: how folded convs run")
     args = ap.parse_args()
     torch.backends.cudnn.benchmark = True
     if args.what == "render":
         G = Generator(GeneratorConfig(img_resolution=1024)).cuda().eval().requires_grad_(False)
-        fast = FastSynthesis(G, FastOptions(precision="bf16", cuda_graphs=False))
+        if args.fold_form:
+            set_fold_form(args.fold_form)
+        fold = None if args.fold is None else bool(args.fold)
+        opts = FastOptions(precision="bf16", cuda_graphs=False, compile=args.compile, fold_fir=fold)
+        fast = FastSynthesis(G, opts)
         for b in args.batch:
             ws = G.mapping(torch.randn(b, 512, device="cuda"))
-            print(f"== render 1024 config-F bf16 eager, batch {b}, 5 iterations", flush=True)
+            print(f"== render 1024 config-F bf16, batch {b}, {opts}, 5 iterations", flush=True)
             print(table(lambda ws=ws: fast(ws), 5, args.rows), flush=True)
         return
     from core.training import TrainConfig, Trainer

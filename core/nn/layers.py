@@ -126,6 +126,73 @@ def get_fir_impl() -> str:
     return _fir_impl
 
 
+FOLD_FORMS = ("transposed", "polyphase")
+_fold_form = "polyphase"
+
+
+def set_fold_form(form: str) -> None:
+    """How a convolution with a FIR filter folded into it runs (wherever folding is active).
+
+    ``"transposed"``: the generator's up-sampling conv as one stride-2 transposed convolution with a ``k + 3``
+    kernel, the discriminator's down-sampling conv as one stride-2 convolution with it. ``"polyphase"``: the
+    same sums regrouped by output phase -- up-sampling becomes a stride-1 ``k x k`` convolution to ``4 * O``
+    channels followed by ``pixel_shuffle``; down-sampling is ``pixel_unshuffle`` followed by a stride-1
+    convolution over ``4 * I`` channels. Same FLOPs, but dense stride-1 GEMM shapes (wide outputs where the
+    up-sampling conv had 32 channels at 1024 px) instead of cuDNN's strided / transposed kernels.
+    """
+    global _fold_form
+    if form not in FOLD_FORMS:
+        raise ValueError(f"fold form must be one of {FOLD_FORMS}, got {form!r}")
+    _fold_form = form
+
+
+def get_fold_form() -> str:
+    return _fold_form
+
+
+def polyphase_up_weight(weight: Tensor, crop: int, groups: int = 1) -> tuple[Tensor, int, int]:
+    """Turn a stride-2 transposed-conv weight into the equivalent stride-1 conv weight of its 4 output phases.
+
+    ``F.conv_transpose2d(x, weight, stride=2)`` cropped by ``crop`` pixels at the start of each axis equals
+    ``pixel_shuffle(F.conv2d(pad(x, before, after), W), 2)``: output pixel ``2m + p`` of the transposed
+    conv is ``sum_i x[i] g[2(m - i) + p + crop]``, a ``K``-tap correlation of ``x`` for each phase ``p``.
+
+    Args:
+        weight: ``[groups * I, O, L, L]`` (``conv_transpose2d`` layout).
+        crop: leading crop of the full transposed-conv output.
+
+    Returns:
+        ``(W [groups * 4 * O, I, K, K], before, after)``: the conv weight (channel ``4 * o + 2 * py + px``
+        holds phase ``(py, px)`` of output channel ``o``, ``pixel_shuffle``'s order) and the padding of ``x``.
+    """
+    gi, o, length, _ = weight.shape
+    before = (length - 1 - crop) // 2  # the largest j = m - i that reaches a tap
+    after = (crop + 1) // 2  # -(smallest j)
+    k = before + after + 1
+    # taps[p][u] = 2 * (before - u) + p + crop; out-of-range taps read a zero border.
+    idx = torch.tensor([2 * (before - u) + p + crop for p in (0, 1) for u in range(k)], device=weight.device)
+    lo = max(0, -int(idx.min()))
+    hi = max(0, int(idx.max()) - (length - 1))
+    padded = F.pad(weight, [lo, hi, lo, hi]) if lo or hi else weight
+    w = padded.index_select(2, idx + lo).index_select(3, idx + lo)  # [gI, O, 2K, 2K]
+    w = w.reshape(groups, gi // groups, o, 2, k, 2, k).permute(0, 2, 3, 5, 1, 4, 6)
+    return w.reshape(groups * o * 4, gi // groups, k, k), before, after
+
+
+def polyphase_down_weight(weight: Tensor) -> Tensor:
+    """The stride-1 weight over ``pixel_unshuffle(x, 2)`` equal to a stride-2 correlation with ``weight``.
+
+    ``out[m] = sum_t x[2m + t] g[t] = sum_{a, q} unshuffled_q[m + a] g[2a + q]``; ``weight [O, I, L, L]``
+    becomes ``[O, 4 * I, ceil(L / 2), ceil(L / 2)]`` with input channel ``4 * i + 2 * qy + qx``.
+    """
+    o, i, length, _ = weight.shape
+    k = (length + 1) // 2
+    if length % 2:
+        weight = F.pad(weight, [0, 1, 0, 1])
+    w = weight.reshape(o, i, k, 2, k, 2).permute(0, 1, 3, 5, 2, 4)  # [O, I, qy, qx, a, b]
+    return w.reshape(o, 4 * i, k, k)
+
+
 def fold_active(x: Tensor, prefer: bool | None = None) -> bool:
     """Whether convolutions adjacent to a FIR filter fold it into their weights for input ``x``.
 
@@ -391,9 +458,13 @@ class ConvLayer(nn.Sequential):
         # blur then correlate with w == correlate with (w * flipped blur kernel), the full convolution.
         weight = fir_fold(conv.weight * conv.scale, blur.kernel.flip([0, 1]))
         p0, p1 = blur.pad
-        if p0 != p1:
-            x, p0 = F.pad(x, [p0, p1, p0, p1]), 0
-        x = F.conv2d(x, weight.to(x.dtype), conv.bias, stride=conv.stride, padding=p0)
+        if _fold_form == "polyphase" and (x.shape[2] + p0 + p1) % 2 == 0 and (x.shape[3] + p0 + p1) % 2 == 0:
+            x = F.pixel_unshuffle(F.pad(x, [p0, p1, p0, p1]), 2)
+            x = F.conv2d(x, polyphase_down_weight(weight).to(x.dtype), conv.bias)
+        else:
+            if p0 != p1:
+                x, p0 = F.pad(x, [p0, p1, p0, p1]), 0
+            x = F.conv2d(x, weight.to(x.dtype), conv.bias, stride=conv.stride, padding=p0)
         for layer in list(self)[2:]:
             x = layer(x)
         return x

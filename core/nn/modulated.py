@@ -31,6 +31,8 @@ from core.nn.layers import (
     Upsample,
     fir_fold,
     fold_active,
+    get_fold_form,
+    polyphase_up_weight,
 )
 
 
@@ -77,6 +79,13 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight[0] * self.scale  # [O, I, k, k]
         if fused:
             return self._forward_fused(x, styles, weight)
+        if self.kernel_size == 1 and not self.upsample:
+            # 1x1 (toRGB): per-sample weights are tiny, so modulate them and run one batched matrix product
+            # instead of scaling (reading and writing) the whole activation tensor first.
+            wgt = weight[None, :, :, 0, 0].float() * styles.float()[:, None, :]  # [N, O, I]
+            if self.demodulate:
+                wgt = wgt * (wgt.square().sum(dim=2, keepdim=True) + 1e-8).rsqrt()
+            return conv1x1(x, wgt.to(x.dtype))
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         if self.upsample:
             x = self._up(x, weight.transpose(0, 1).to(x.dtype))
@@ -171,7 +180,15 @@ class ModulatedConv2d(nn.Module):
         if not fold_active(x, self.fold_fir):
             return self.blur(F.conv_transpose2d(x, weight, stride=2, groups=groups))
         kernel = self.blur.kernel
-        return _conv_transpose_folded(x, fir_fold(weight, kernel), kernel.shape[0], self.blur.pad, groups)
+        folded = fir_fold(weight, kernel)
+        if get_fold_form() == "polyphase":
+            crop0, crop1 = kernel.shape[0] - 1 - self.blur.pad[0], kernel.shape[0] - 1 - self.blur.pad[1]
+            wgt, before, after = polyphase_up_weight(folded, crop0, groups)
+            if 2 * (x.shape[2] - 1) + folded.shape[-1] - crop0 - crop1 == 2 * x.shape[2]:  # no ragged edge
+                if before != after:
+                    x, before = F.pad(x, [before, after, before, after]), 0
+                return F.pixel_shuffle(F.conv2d(x, wgt.to(x.dtype), padding=before, groups=groups), 2)
+        return _conv_transpose_folded(x, folded, kernel.shape[0], self.blur.pad, groups)
 
     def _forward_fused(self, x: Tensor, styles: Tensor, weight: Tensor) -> Tensor:
         n, _, h, w_ = x.shape
