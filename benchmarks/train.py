@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.nn import FIR_IMPLS, get_fir_impl, set_fir_impl  # noqa: E402
+from core.nn.layers import FOLD_FORMS, get_fold_form, set_fold_form  # noqa: E402
 from core.training import TrainConfig, Trainer, tiny_config  # noqa: E402
 from core.training import distributed as D_  # noqa: E402
 from core.training.data import DataSource, toy_images  # noqa: E402
@@ -82,6 +83,7 @@ def bench_one(cfg: TrainConfig, ctx: D_.DistContext, *, steps: int, warmup: int)
             "channels_last": cfg.channels_last,
             "aug": cfg.aug,
             "fir": get_fir_impl(),
+            "fold_form": get_fold_form() if get_fir_impl() == "fused" else None,
             "widths": list(cfg.widths),
             "steps": steps,
             "ms_per_step": round(1000 * dt / steps, 2),
@@ -115,8 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         default="F",
         help="F: config-F channel table; default: the shipped SynthFaces model's widths (z = w = 256)",
     )
+    ap.add_argument(
+        "--fold-form", choices=FOLD_FORMS, default=None, help='how "fused" FIR convs run (default: library)'
+    )
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test with a tiny config")
     args = ap.parse_args(argv)
+    if args.fold_form:
+        set_fold_form(args.fold_form)
 
     ctx = D_.init_distributed("cpu" if args.tiny else None)
     configure_backends(ctx.device)

@@ -169,12 +169,20 @@ def polyphase_up_weight(weight: Tensor, crop: int, groups: int = 1) -> tuple[Ten
     before = (length - 1 - crop) // 2  # the largest j = m - i that reaches a tap
     after = (crop + 1) // 2  # -(smallest j)
     k = before + after + 1
-    # taps[p][u] = 2 * (before - u) + p + crop; out-of-range taps read a zero border.
-    idx = torch.tensor([2 * (before - u) + p + crop for p in (0, 1) for u in range(k)], device=weight.device)
-    lo = max(0, -int(idx.min()))
-    hi = max(0, int(idx.max()) - (length - 1))
+    # Phase p reads taps t_u = 2 * (before - u) + p + crop, u = 0..K-1: a reversed stride-2 slice of the
+    # weight (slices only: no index tensor, so it runs inside CUDA graph capture); out-of-range taps are zero.
+    first = [p + crop - 2 * after for p in (0, 1)]  # the smallest tap of each phase
+    lo = max(0, -min(first))
+    hi = max(0, max(first) + 2 * (k - 1) - (length - 1))
     padded = F.pad(weight, [lo, hi, lo, hi]) if lo or hi else weight
-    w = padded.index_select(2, idx + lo).index_select(3, idx + lo)  # [gI, O, 2K, 2K]
+
+    def phases(t: Tensor, dim: int) -> Tensor:  # [.., L, ..] -> [.., 2, K, ..] (phase, tap u)
+        parts = [
+            t.narrow(dim, f + lo, 2 * k - 1)[(slice(None),) * dim + (slice(None, None, 2),)] for f in first
+        ]
+        return torch.stack([part.flip(dim) for part in parts], dim)
+
+    w = phases(phases(padded, 2), 4)  # [gI, O, 2, K, 2, K]
     w = w.reshape(groups, gi // groups, o, 2, k, 2, k).permute(0, 2, 3, 5, 1, 4, 6)
     return w.reshape(groups * o * 4, gi // groups, k, k), before, after
 
@@ -264,6 +272,8 @@ def upfirdn2d(
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
     if taps is not None and _fir_impl in ("taps", "fused"):
+        if down == 1 and torch.compiler.is_compiling() and not (x.requires_grad and torch.is_grad_enabled()):
+            return _fir2d(x, taps)
         return _fir(_fir(x, taps[0], 2, down), taps[1], 3, down)
     # General kernel: fold channels into the batch and run ONE single-channel convolution (a depthwise conv
     # with groups=C would differentiate twice one group at a time).
@@ -271,6 +281,23 @@ def upfirdn2d(
     weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
     x = F.conv2d(x.reshape(n * c, 1, hp, wp), weight, stride=down)
     return x.reshape(n, c, x.shape[2], x.shape[3])
+
+
+def _fir2d(x: Tensor, taps: tuple[tuple[float, ...], tuple[float, ...]]) -> Tensor:
+    """The separable filter as ONE sum of ``kh * kw`` shifted slices (a true convolution, no padding).
+
+    For compiled inference: Inductor turns it into a single stencil inside the consumer's kernel, where the two
+    1-D passes would write and re-read an intermediate the size of the feature map. (Eager mode would launch a
+    kernel per tap; there the 1-D passes are cheaper.)
+    """
+    rows, cols = taps[0][::-1], taps[1][::-1]
+    h, w = x.shape[2] - len(rows) + 1, x.shape[3] - len(cols) + 1
+    acc = None
+    for i, a in enumerate(rows):
+        for j, b in enumerate(cols):
+            part = x[:, :, i : i + h, j : j + w] * (a * b)
+            acc = part if acc is None else acc + part
+    return acc
 
 
 def _upfirdn2d_depthwise(x: Tensor, kernel: Tensor, *, up: int, down: int, pad: tuple[int, int]) -> Tensor:
