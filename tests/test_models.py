@@ -245,16 +245,6 @@ def test_fold_choice_per_module_overrides_the_process_setting():
         set_fir_impl(before, fold_inference=True)
 
 
-def test_fir2d_stencil_matches_the_separable_passes():
-    """Compiled inference runs the up-sampling filter as one 2-D stencil: the same sum as the two 1-D passes."""
-    from core.nn.layers import _fir, _fir2d
-
-    x = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    taps = ((1.0, 2.0, 3.0, 4.0), (0.5, 0.25, 0.125, 1.0))
-    ref = _fir(_fir(x, taps[0], 2, 1), taps[1], 3, 1)
-    torch.testing.assert_close(_fir2d(x, taps), ref, rtol=0, atol=1e-12)
-
-
 @pytest.mark.parametrize("groups", [1, 3])
 @pytest.mark.parametrize("length", [4, 5, 6])
 def test_polyphase_weights_regroup_strided_convolutions_exactly(groups, length):

@@ -272,8 +272,6 @@ def upfirdn2d(
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
     if taps is not None and _fir_impl in ("taps", "fused"):
-        if down == 1 and torch.compiler.is_compiling() and not (x.requires_grad and torch.is_grad_enabled()):
-            return _fir2d(x, taps)
         return _fir(_fir(x, taps[0], 2, down), taps[1], 3, down)
     # General kernel: fold channels into the batch and run ONE single-channel convolution (a depthwise conv
     # with groups=C would differentiate twice one group at a time).
@@ -281,23 +279,6 @@ def upfirdn2d(
     weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None]
     x = F.conv2d(x.reshape(n * c, 1, hp, wp), weight, stride=down)
     return x.reshape(n, c, x.shape[2], x.shape[3])
-
-
-def _fir2d(x: Tensor, taps: tuple[tuple[float, ...], tuple[float, ...]]) -> Tensor:
-    """The separable filter as ONE sum of ``kh * kw`` shifted slices (a true convolution, no padding).
-
-    For compiled inference: Inductor turns it into a single stencil inside the consumer's kernel, where the two
-    1-D passes would write and re-read an intermediate the size of the feature map. (Eager mode would launch a
-    kernel per tap; there the 1-D passes are cheaper.)
-    """
-    rows, cols = taps[0][::-1], taps[1][::-1]
-    h, w = x.shape[2] - len(rows) + 1, x.shape[3] - len(cols) + 1
-    acc = None
-    for i, a in enumerate(rows):
-        for j, b in enumerate(cols):
-            part = x[:, :, i : i + h, j : j + w] * (a * b)
-            acc = part if acc is None else acc + part
-    return acc
 
 
 def _upfirdn2d_depthwise(x: Tensor, kernel: Tensor, *, up: int, down: int, pad: tuple[int, int]) -> Tensor:

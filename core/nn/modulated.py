@@ -35,10 +35,6 @@ from core.nn.layers import (
     polyphase_up_weight,
 )
 
-# Compiled inference computes 1x1 modulated convs (toRGB) as a channel reduction that Inductor fuses into the
-# producer of their input (benchmarks/gpu/ab_render.py times it against the batched matmul).
-COMPILED_TORGB_REDUCTION = True
-
 
 class ModulatedConv2d(nn.Module):
     """Convolution whose weights are modulated (and optionally demodulated) per sample by a style vector.
@@ -89,20 +85,10 @@ class ModulatedConv2d(nn.Module):
             wgt = weight[None, :, :, 0, 0].float() * styles.float()[:, None, :]  # [N, O, I]
             if self.demodulate:
                 wgt = wgt * (wgt.square().sum(dim=2, keepdim=True) + 1e-8).rsqrt()
-            if (
-                COMPILED_TORGB_REDUCTION
-                and torch.compiler.is_compiling()
-                and not (x.requires_grad and torch.is_grad_enabled())
-            ):
-                # Compiled inference: a reduction over channels, which Inductor fuses into the kernel that
-                # produces x (bias, noise, activation), so x need not be written and read back for toRGB.
-                return (x.unsqueeze(1) * wgt.to(x.dtype)[:, :, :, None, None]).sum(2)
             return conv1x1(x, wgt.to(x.dtype))
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         if self.upsample:
             x = self._up(x, weight.transpose(0, 1).to(x.dtype))
-        elif self.kernel_size == 1:
-            x = conv1x1(x, weight[:, :, 0, 0].to(x.dtype))
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
