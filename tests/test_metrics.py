@@ -19,6 +19,7 @@ from core.metrics import (
     mixing_cases,
     noise_label_stability,
     precision_recall,
+    real_detail_stability,
     style_mixing_score,
 )
 from core.models.classifier import AttributeClassifier, ClassifierConfig, save_classifier
@@ -185,6 +186,30 @@ def test_noise_label_stability(tiny_G, tiny_classifier):
         noise_label_stability(tiny_G, tiny_classifier, n=2, draws=1)
 
 
+def test_real_detail_stability_measures_the_classifier_on_redrawn_detail(tiny_classifier):
+    from core.data.synthfaces import render
+    from core.data.synthfaces_factors import sample_factors
+
+    # Put face 0 (with its first detail draw) exactly on every attribute's threshold: any other detail moves
+    # its logits, so some of its labels flip...
+    with torch.no_grad():
+        img = render(sample_factors(1, seed=5), resolution=32, detail_seed=6)
+        tiny_classifier.head_logits.bias -= tiny_classifier(img)["logits"][0]
+    a = real_detail_stability(tiny_classifier, n=6, draws=3, batch=4, seed=5, resolution=32)
+    assert a == real_detail_stability(tiny_classifier, n=6, draws=3, batch=4, seed=5, resolution=32)
+    assert a["n"] == 6 and min(a["per_attribute"].values()) >= a["stable_fraction"]
+    assert a["stable_fraction"] <= 5 / 6
+    # ...while a classifier that ignores the image keeps every label.
+    with torch.no_grad():
+        tiny_classifier.head_logits.weight.zero_()
+        tiny_classifier.head_logits.bias.fill_(1.0)
+    assert (
+        real_detail_stability(tiny_classifier, n=6, draws=3, batch=4, resolution=32)["stable_fraction"] == 1.0
+    )
+    with pytest.raises(ValueError):
+        real_detail_stability(tiny_classifier, n=2, draws=1)
+
+
 # --- evaluate -----------------------------------------------------------------------------------------
 
 
@@ -201,7 +226,9 @@ def test_evaluate_model_end_to_end(tiny_G, tiny_classifier):
     assert "disentanglement" in rep and "noise" in rep and "std_map" not in rep["noise"]
     assert set(rep["checks"]) >= {"fd_ratio", "precision", "recall", "attribute_frequency", "noise_stability"}
     assert isinstance(rep["pass"], bool)
-    assert calls[-1] == (3 * 16 + 4 + 4, 3 * 16 + 4 + 4)
+    assert calls[-1] == (3 * 16 + 4 + 2 * 4, 3 * 16 + 4 + 2 * 4)
+    real = rep["noise"]["real_reference"]
+    assert real["n"] == 4 and real["draws"] == 2 and 0.0 <= real["stable_fraction"] <= 1.0
     json.dumps(rep)  # JSON-able
 
 

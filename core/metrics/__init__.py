@@ -12,7 +12,7 @@ from __future__ import annotations
 from core.metrics.disentanglement import factor_predictions, mixing_cases, style_mixing_score
 from core.metrics.evaluate import TARGETS, evaluate_model
 from core.metrics.fd import feature_statistics, frechet_distance, frechet_distance_features
-from core.metrics.noise import noise_label_stability
+from core.metrics.noise import noise_label_stability, real_detail_stability
 from core.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "mixing_cases",
     "noise_label_stability",
     "precision_recall",
+    "real_detail_stability",
     "style_mixing_score",
 ]

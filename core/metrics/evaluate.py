@@ -7,7 +7,8 @@
   real images (target: every difference <= 0.05; both sides are labelled by the same classifier, so its own
   small bias cancels).
 * Disentanglement by style mixing (:mod:`core.metrics.disentanglement`; target >= 0.9 per layer group).
-* Noise (:mod:`core.metrics.noise`): classifier labels unchanged across noise draws for >= 99% of samples.
+* Noise (:mod:`core.metrics.noise`): classifier labels unchanged across noise draws for >= 99% of samples,
+  reported beside the same fraction for real renders whose stochastic detail is redrawn (the data's ceiling).
 
 The real renders come from streams no generator trains on (``REAL_SEED_A`` / ``REAL_SEED_B``, offset by
 ``seed``), at the generator's resolution.
@@ -24,7 +25,7 @@ from torch import Tensor
 from core.errors import InputError
 from core.metrics.disentanglement import DISENTANGLEMENT_TARGET, style_mixing_score
 from core.metrics.fd import frechet_distance_features
-from core.metrics.noise import NOISE_STABILITY_TARGET, noise_label_stability
+from core.metrics.noise import NOISE_STABILITY_TARGET, noise_label_stability, real_detail_stability
 from core.metrics.precision_recall import precision_recall
 from core.models.classifier import AttributeClassifier
 from core.models.classifier_train import render_batch
@@ -154,7 +155,7 @@ def evaluate_model(
     res = int(G.cfg.img_resolution)
     n_pairs = min(n, 1000) if n_pairs is None else n_pairs
     noise_n = min(n, 500) if noise_n is None else noise_n
-    ticker = _Ticker(3 * n + n_pairs + noise_n, progress, should_stop)
+    ticker = _Ticker(3 * n + n_pairs + 2 * noise_n, progress, should_stop)
     report: dict = {"n": n, "seed": seed, "resolution": res, "targets": dict(TARGETS), "cancelled": False}
     checks: dict[str, bool | None] = {}
     try:
@@ -206,6 +207,11 @@ def evaluate_model(
             progress=ticker.stage(3 * n + n_pairs),
         )
         noise.pop("std_map")
+        real = real_detail_stability(
+            classifier, n=noise_n, draws=noise_draws, seed=REAL_SEED_A + seed, resolution=res, batch=batch
+        )
+        ticker.tick(noise_n)
+        noise["real_reference"] = real
         report["noise"] = noise
         checks["noise_stability"] = _ok(
             noise["stable_fraction"], lambda v: v >= TARGETS["noise_stability_min"]
