@@ -4,7 +4,8 @@ GPU suite (``--suite gpu``): the 1024 px config-F StyleGAN2 generator with rando
 the bf16 fast path (channels_last, CUDA graphs, optionally torch.compile), batch 1 and 8; reports p50/p90
 latency, GFLOP per image, and the bf16 PSNR against fp32 on the same latents.
 CPU suite (``--suite cpu``): the default-size 128 px model (or ``--model PATH``) at batch 1 and 8 with the
-number of threads of this machine.
+number of threads of this machine, and the largest pixel difference from the module-by-module path (which the
+no-grad CPU plan of ``core.models.cpu_synthesis`` replaces for frozen StyleGAN2 generators).
 
     python benchmarks/render.py --suite gpu            # on a CUDA machine
     python benchmarks/render.py --suite cpu --threads 2
@@ -41,7 +42,9 @@ def gflop_per_image(G: Generator, ws: torch.Tensor) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        G.synthesis(ws[:1])
+        # fused_modconv=True: the module-by-module path at batch 1, whose products are the model's (the CPU plan of
+        # core.models.cpu_synthesis regroups a few of them).
+        G.synthesis(ws[:1], fused_modconv=True)
     return counter.get_total_flops() / 1e9
 
 
@@ -164,6 +167,9 @@ def cpu_suite(args) -> None:
                 return G.synthesis(w)
 
         t = time_fn(fn, ws, iters=args.iters, warmup=5, cuda=False)
+        # Parity with the module-by-module path, which an explicit fused_modconv selects.
+        with torch.inference_mode():
+            diff = (fn(ws) - G.synthesis(ws, fused_modconv=batch == 1)).abs().max().item()
         print(
             json.dumps(
                 {
@@ -174,6 +180,7 @@ def cpu_suite(args) -> None:
                     "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
                     **summary(t),
                     "gflop_per_image": round(gflop, 2),
+                    "max_abs_diff_vs_modules": float(f"{diff:.2e}"),
                     "torch": torch.__version__,
                 }
             ),

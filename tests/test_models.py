@@ -27,7 +27,8 @@ def z_of(seed: int, n: int = 3, dim: int = 32) -> torch.Tensor:
 @pytest.mark.parametrize("architecture", ["skip", "orig", "resnet"])
 def test_save_load_round_trip_is_identical(tmp_path, version, architecture):
     torch.manual_seed(0)
-    G = Generator(tiny_config(version=version, architecture=architecture)).eval()
+    # Frozen like the loaded copy, so that both run the same (CPU inference) path.
+    G = Generator(tiny_config(version=version, architecture=architecture)).eval().requires_grad_(False)
     G.estimate_w_avg(500, seed=0)
     path = tmp_path / "g.safetensors"
     save_generator(G, path)

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from core.config import from_json_dict, to_json_dict
+from core.models import cpu_synthesis
 from core.nn import (
     AdaINConv,
     ConstantInput,
@@ -386,13 +387,17 @@ class Generator(nn.Module):
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``, broadcast) -> img ``[N, C, R, R]``.
 
+        Without gradients on the CPU, a frozen float32 StyleGAN2 skip generator runs the regrouped plan of
+        ``core.models.cpu_synthesis`` (same images to float32 rounding) unless ``fused_modconv`` is given.
+
         Args:
             noise_mode: "const" (stored buffers), "random" (fresh, from ``generator`` when given), "none".
             noise: explicit noise tensors, one per noise input (``[r, r]`` or ``[1|N, 1, r, r]``).
             noise_layers: one bool per noise input; False switches that input off.
             noise_strength: scales every noise input, or one value per noise input.
             capture: layer names (see ``layer_names``) whose outputs to return; no cost when None.
-            fused_modconv: force the modulated-conv evaluation order (None: fused for batch 1).
+            fused_modconv: force the modulated-conv evaluation order (None: fused for batch 1) and the
+                module-by-module path.
 
         Returns:
             The image, or ``(image, {name: features})`` when ``capture`` is given.
@@ -412,6 +417,13 @@ class Generator(nn.Module):
         def keep(name: str, t: Tensor) -> None:
             if want is not None and name in want:
                 feats[name] = t
+
+        # No-grad CPU inference of a frozen StyleGAN2 skip generator (cpu_plan is None otherwise).
+        cpu_inference = ws.device.type == "cpu" and ws.dtype == torch.float32 and not torch.is_grad_enabled()
+        plan = cpu_synthesis.cpu_plan(self) if cpu_inference and fm is None else None
+        if plan is not None:
+            img = cpu_synthesis.synthesize(plan, ws, noises, keep if want is not None else None)
+            return (img, feats) if want is not None else img
 
         def run(layer: nn.Module, x: Tensor, row: int, k: int, gain: float = 1.0) -> Tensor:
             if self.cfg.version == 2 and not torch.is_grad_enabled():
