@@ -20,6 +20,7 @@ from core.metrics import (
     noise_label_stability,
     precision_recall,
     real_detail_stability,
+    row_influence,
     style_mixing_score,
 )
 from core.models.classifier import AttributeClassifier, ClassifierConfig, save_classifier
@@ -170,6 +171,21 @@ def test_style_mixing_score_runs_on_tiny_generator(tiny_G, tiny_classifier):
     assert again["groups"] == res["groups"]  # reproducible from the seed
 
 
+def test_row_influence_finds_the_only_row_that_styles_the_image(tiny_G, tiny_classifier):
+    # Styles become constants (their biases) everywhere but conv1, which reads ws row 0: the image depends on
+    # row 0 alone, so a mix with B's row 0 is B's image and a mix with any other row of B is A's.
+    with torch.no_grad():
+        for layer in [tiny_G.to_rgb1, *tiny_G.convs, *tiny_G.to_rgbs]:
+            layer.conv.modulation.weight.zero_()
+    rep = row_influence(tiny_G, tiny_classifier, n_pairs=12, batch=6, seed=3, min_gap=0.0)
+    assert rep["n_pairs"] == 12 and rep["num_ws"] == tiny_G.num_ws
+    counted = [f for f, c in rep["cases"].items() if c[0] > 0]
+    assert counted  # min_gap 0: every factor with a visible, differing prediction counts
+    for f in counted:
+        assert rep["follows_b"][f][0] == 1.0
+        assert all(v in (0.0, None) for v in rep["follows_b"][f][1:])
+
+
 # --- noise ---------------------------------------------------------------------------------------------
 
 
@@ -255,5 +271,9 @@ def test_evaluate_cli(tmp_path, tiny_G, tiny_classifier, capsys):
     argv += ["--n", "8", "--pairs", "2", "--noise-n", "2", "--noise-draws", "2", "--device", "cpu", "--json"]
     assert main(argv) == 0
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert rep["n"] == 8 and "quality" in rep
+    assert rep["n"] == 8 and "quality" in rep and "row_influence" not in rep
+    assert main([*argv, "--row-pairs", "2"]) == 0
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(next(iter(rep["row_influence"]["follows_b"].values()))) == tiny_G.num_ws
+    assert main([*argv, "--row-pairs", "-1"]) == 2
     assert main(["evaluate", "--model", str(tmp_path / "missing.safetensors"), "--json"]) == 2

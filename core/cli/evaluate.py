@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--noise-n", type=int, default=None, help="latents for the noise test (default min(n, 500))"
     )
     p.add_argument("--noise-draws", type=int, default=8, help="noise draws per latent")
+    p.add_argument(
+        "--row-pairs",
+        type=int,
+        default=0,
+        help="also report which ws rows carry which factor (one row of B at a time), from this many pairs",
+    )
     p.add_argument("--batch", type=int, default=128, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{what}: no such file {path}")
     if args.n < 8:
         raise InputError("--n must be at least 8")
+    if args.row_pairs < 0:
+        raise InputError("--row-pairs must be >= 0")
     device = resolve_device(args.device)
     G = core.load_generator(args.model, device=device)
     classifier = load_classifier(args.classifier, device=device)
@@ -64,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
             noise_draws=args.noise_draws,
             progress=progress,
         )
+    if args.row_pairs and not report["cancelled"]:
+        from core.metrics.disentanglement import row_influence
+
+        with progress_bar("rows", unit="pair", disable=args.json) as progress:
+            report["row_influence"] = row_influence(
+                G, classifier, n_pairs=args.row_pairs, seed=args.seed + 7, batch=args.batch, progress=progress
+            )
     report["model"] = str(args.model)
     report["classifier"] = str(args.classifier)
     if args.out:

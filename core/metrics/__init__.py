@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from core.metrics.disentanglement import factor_predictions, mixing_cases, style_mixing_score
+from core.metrics.disentanglement import factor_predictions, mixing_cases, row_influence, style_mixing_score
 from core.metrics.evaluate import TARGETS, evaluate_model
 from core.metrics.fd import feature_statistics, frechet_distance, frechet_distance_features
 from core.metrics.noise import noise_label_stability, real_detail_stability
@@ -28,5 +28,6 @@ __all__ = [
     "noise_label_stability",
     "precision_recall",
     "real_detail_stability",
+    "row_influence",
     "style_mixing_score",
 ]

@@ -121,6 +121,59 @@ def mixing_cases(
 
 
 @torch.no_grad()
+def _mixed_predictions(
+    G: torch.nn.Module,
+    classifier: AttributeClassifier,
+    rows: Mapping[str, list[int]],
+    *,
+    n_pairs: int,
+    seed: int,
+    batch: int,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[Predictions, Predictions, dict[str, Predictions], int]:
+    """Factor predictions of A, B and, per entry of ``rows``, of A with B's ws rows there (psi = 1, const noise)."""
+    from core.models.stylegan import mix_styles
+
+    dev = G.w_avg.device if hasattr(G, "w_avg") else next(G.parameters()).device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    parts_a: list[Predictions] = []
+    parts_b: list[Predictions] = []
+    parts_m: dict[str, list[Predictions]] = {g: [] for g in rows}
+    done = 0
+    while done < n_pairs:
+        if should_stop is not None and should_stop() and done:
+            break
+        m = min(batch, n_pairs - done)
+        z = torch.randn(2, m, G.cfg.z_dim, generator=gen).to(dev)
+        ws_a, ws_b = G.mapping(z[0]), G.mapping(z[1])
+        parts_a.append(factor_predictions(classifier, G.synthesis(ws_a, noise_mode="const").clamp(-1, 1)))
+        parts_b.append(factor_predictions(classifier, G.synthesis(ws_b, noise_mode="const").clamp(-1, 1)))
+        for g, r in rows.items():
+            img = G.synthesis(mix_styles(ws_a, ws_b, r), noise_mode="const").clamp(-1, 1)
+            parts_m[g].append(factor_predictions(classifier, img))
+        done += m
+        if progress is not None:
+            progress(done, n_pairs)
+
+    def cat(parts: list[Predictions]) -> Predictions:
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return cat(parts_a), cat(parts_b), {g: cat(p) for g, p in parts_m.items()}, done
+
+
+def _factor_units(classifier: AttributeClassifier) -> Callable[[str, Tensor], Tensor]:
+    """Standardised classifier regression -> the factor's natural units (factors are uniform on their range)."""
+    cfg = classifier.cfg
+    lo = dict(zip(cfg.factors, (r[0] for r in cfg.factor_ranges), strict=True))
+    hi = dict(zip(cfg.factors, (r[1] for r in cfg.factor_ranges), strict=True))
+
+    def units(name: str, v: Tensor) -> Tensor:
+        return lo[name] + (hi[name] - lo[name]) * (0.5 + v * (1 / 12) ** 0.5)
+
+    return units
+
+
 def style_mixing_score(
     G: torch.nn.Module,
     classifier: AttributeClassifier,
@@ -148,49 +201,68 @@ def style_mixing_score(
         :func:`mixing_cases` output plus ``"n_pairs"`` (pairs scored), ``"rows"`` (ws rows per group) and
         ``"target"``; groups the generator lacks (e.g. no fine rows below 64 px) are left out.
     """
-    from core.models.stylegan import mix_styles
-
-    dev = G.w_avg.device if hasattr(G, "w_avg") else next(G.parameters()).device
     rows = {g: list(r) for g, r in G.layer_groups.items() if len(r)}
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    z_dim = G.cfg.z_dim
-    parts_a: list[Predictions] = []
-    parts_b: list[Predictions] = []
-    parts_m: dict[str, list[Predictions]] = {g: [] for g in rows}
-    done = 0
-    while done < n_pairs:
-        if should_stop is not None and should_stop() and done:
-            break
-        m = min(batch, n_pairs - done)
-        z = torch.randn(2, m, z_dim, generator=gen).to(dev)
-        ws_a, ws_b = G.mapping(z[0]), G.mapping(z[1])
-        parts_a.append(factor_predictions(classifier, G.synthesis(ws_a, noise_mode="const").clamp(-1, 1)))
-        parts_b.append(factor_predictions(classifier, G.synthesis(ws_b, noise_mode="const").clamp(-1, 1)))
-        for g, r in rows.items():
-            img = G.synthesis(mix_styles(ws_a, ws_b, r), noise_mode="const").clamp(-1, 1)
-            parts_m[g].append(factor_predictions(classifier, img))
-        done += m
-        if progress is not None:
-            progress(done, n_pairs)
-
-    def cat(parts: list[Predictions]) -> Predictions:
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-    cfg = classifier.cfg
-    lo = dict(zip(cfg.factors, (r[0] for r in cfg.factor_ranges), strict=True))
-    hi = dict(zip(cfg.factors, (r[1] for r in cfg.factor_ranges), strict=True))
-
-    def units(name: str, v: Tensor) -> Tensor:
-        return lo[name] + (hi[name] - lo[name]) * (0.5 + v * (1 / 12) ** 0.5)
-
-    res = mixing_cases(
-        cat(parts_a),
-        cat(parts_b),
-        {g: cat(p) for g, p in parts_m.items()},
-        min_gap=min_gap,
-        factor_units=units,
+    pred_a, pred_b, pred_mix, done = _mixed_predictions(
+        G,
+        classifier,
+        rows,
+        n_pairs=n_pairs,
+        seed=seed,
+        batch=batch,
+        progress=progress,
+        should_stop=should_stop,
     )
+    res = mixing_cases(pred_a, pred_b, pred_mix, min_gap=min_gap, factor_units=_factor_units(classifier))
     res["n_pairs"] = done
     res["rows"] = rows
     res["target"] = DISENTANGLEMENT_TARGET
     return res
+
+
+def row_influence(
+    G: torch.nn.Module,
+    classifier: AttributeClassifier,
+    *,
+    n_pairs: int = 200,
+    seed: int = 0,
+    batch: int = 64,
+    min_gap: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Which ws rows carry which factor: the style-mixing test with one row of B at a time.
+
+    For every row r, the mix is A with B's row r only; a counted (pair, factor) case (as in :func:`mixing_cases`)
+    *follows B* when the mix's prediction is closer to B's than to A's. A factor decided by one row shows ~1
+    there and ~0 elsewhere; one spread over several rows shows a fraction on each.
+
+    Returns:
+        ``{"n_pairs", "num_ws", "layer_groups", "follows_b": {factor: [fraction or None per row]},
+        "cases": {factor: [counted cases per row]}}``.
+    """
+    rows = {str(r): [r] for r in range(G.num_ws)}
+    pred_a, pred_b, pred_mix, done = _mixed_predictions(
+        G, classifier, rows, n_pairs=n_pairs, seed=seed, batch=batch, progress=progress, should_stop=None
+    )
+    every = tuple(f for fs in FACTOR_GROUPS.values() for f in fs)
+    units = _factor_units(classifier)
+    follows: dict[str, list[float | None]] = {}
+    cases: dict[str, list[int]] = {}
+    for r in range(G.num_ws):
+        res = mixing_cases(
+            pred_a,
+            pred_b,
+            {"row": pred_mix[str(r)]},
+            groups={"row": every},
+            min_gap=min_gap,
+            factor_units=units,
+        )
+        for f, v in res["factors"]["row"].items():
+            follows.setdefault(f, []).append(v["follows"])
+            cases.setdefault(f, []).append(v["cases"])
+    return {
+        "n_pairs": done,
+        "num_ws": G.num_ws,
+        "layer_groups": {g: list(r) for g, r in G.layer_groups.items()},
+        "follows_b": follows,
+        "cases": cases,
+    }
