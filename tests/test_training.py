@@ -89,6 +89,25 @@ def test_ada_p0_is_identity_and_p1_changes_images():
     assert y.shape == x.shape and not torch.allclose(y, x)
 
 
+@pytest.mark.parametrize("aug", ["ada", "diffaug"])
+def test_augment_keeps_exact_coordinates_under_bf16_autocast(aug):
+    # The trainer augments inside bf16 autocast. bf16 has 8 significant bits: pixel indices like 63 * 64 + 63
+    # must not go through it (they would round to a neighbour or past the end, a device-side assert on CUDA).
+    x = torch.randn(2, 3, 64, 64)
+    shift = torch.eye(3).repeat(2, 1, 1)
+    shift[:, 0, 2] = 3
+    g = torch.Generator().manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(ada_augment(x, torch.tensor(0.0), generator=g), x)
+        assert torch.equal(sample_affine(x, shift, padding="zeros")[..., :61], x[..., 3:])
+        y = ada_augment(x, torch.tensor(1.0), generator=g) if aug == "ada" else diff_augment(x, generator=g)
+    assert y.dtype == x.dtype and torch.isfinite(y).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        again = ada_augment(x, torch.tensor(1.0), generator=torch.Generator().manual_seed(0))
+    plain = ada_augment(x, torch.tensor(1.0), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again, plain)  # the same transforms, computed in float32 either way
+
+
 def test_affine_sampler_exact_for_flips_and_integer_shifts():
     x = torch.randn(2, 3, 8, 8)
     flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0])).expand(2, 3, 3)

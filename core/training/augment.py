@@ -13,7 +13,9 @@ Geometric transforms are composed into one affine map per sample and applied by 
 sampler (reflection padding) instead of ``F.grid_sample``, whose backward is not differentiable again: R1
 back-propagates through the augmentation (gradient w.r.t. the un-augmented reals, then through that
 gradient), which needs second derivatives. Coordinates are in centred pixel units, so identity, flips and
-integer translations sample pixel centres exactly (p = 0 leaves images bit-identical).
+integer translations sample pixel centres exactly (p = 0 leaves images bit-identical). The augmentations run
+with autocast off (the trainer calls them inside bf16 autocast): transform matrices and coordinates stay float32
+and pixel indices int64, since bf16's 8 significant bits cannot address the pixels of a 64 px image.
 
 DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"): the fixed
 "color,translation,cutout" policy applied to every image with probability 1.
@@ -21,10 +23,15 @@ DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient G
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Tensor])
 
 LOG2 = math.log(2.0)
 
@@ -37,6 +44,18 @@ def _randn(n: int, device, generator) -> Tensor:
     return torch.randn(n, device=device, generator=generator)
 
 
+def _without_autocast(fn: _Fn) -> _Fn:
+    """Run ``fn(images, ...)`` with autocast off on the images' device (exact coordinates, see the module doc)."""
+
+    @functools.wraps(fn)
+    def wrapper(images: Tensor, *args, **kwargs) -> Tensor:
+        with torch.autocast(images.device.type, enabled=False):
+            return fn(images, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_without_autocast
 def sample_affine(images: Tensor, matrix: Tensor, *, padding: str = "reflect") -> Tensor:
     """Bilinear resampling ``out[y, x] = in[M @ (x, y, 1)]`` in centred pixel units, twice differentiable.
 
@@ -46,9 +65,9 @@ def sample_affine(images: Tensor, matrix: Tensor, *, padding: str = "reflect") -
         padding: ``"reflect"`` (mirror at the borders) or ``"zeros"``.
     """
     n, c, h, w = images.shape
-    dev, dt = images.device, matrix.dtype
-    xs = torch.arange(w, device=dev, dtype=dt) + 0.5 - w / 2
-    ys = torch.arange(h, device=dev, dtype=dt) + 0.5 - h / 2
+    dev, matrix = images.device, matrix.float()
+    xs = torch.arange(w, device=dev, dtype=torch.float32) + 0.5 - w / 2
+    ys = torch.arange(h, device=dev, dtype=torch.float32) + 0.5 - h / 2
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     coords = torch.stack([gx.reshape(-1), gy.reshape(-1), torch.ones_like(gx).reshape(-1)])  # [3, HW]
     src = matrix[:, :2] @ coords  # [N, 2, HW]
@@ -56,15 +75,16 @@ def sample_affine(images: Tensor, matrix: Tensor, *, padding: str = "reflect") -
     iy = src[:, 1] + h / 2 - 0.5
     if padding == "reflect":
         ix, iy = _reflect(ix, w), _reflect(iy, h)
-    x0, y0 = ix.floor(), iy.floor()
-    fx, fy = ix - x0, iy - y0
+    x0f, y0f = ix.floor(), iy.floor()
+    fx, fy = ix - x0f, iy - y0f
+    x0, y0 = x0f.long(), y0f.long()
     flat = images.reshape(n, c, h * w)
     out = 0
     for dy, wy in ((0, 1 - fy), (1, fy)):
         for dx, wx in ((0, 1 - fx), (1, fx)):
             xi, yi = x0 + dx, y0 + dy
             valid = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-            idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long()  # [N, HW]
+            idx = yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)  # [N, HW], int64: always a valid pixel
             weight = (wx * wy * valid).to(images.dtype)
             out = out + flat.gather(2, idx[:, None, :].expand(n, c, -1)) * weight[:, None, :]
     return out.reshape(n, c, h, w)
@@ -77,6 +97,7 @@ def _reflect(i: Tensor, size: int) -> Tensor:
     return (t - 0.5).clamp(0, size - 1)
 
 
+@_without_autocast
 def ada_augment(
     images: Tensor,
     p: Tensor | float,
@@ -186,6 +207,7 @@ def _rotation(theta: Tensor) -> Tensor:
     return m
 
 
+@_without_autocast
 def diff_augment(images: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """DiffAugment "color,translation,cutout" (always on), as in Zhao et al. 2020's reference policy."""
     n, c, h, w = images.shape
