@@ -284,6 +284,22 @@ def test_mix_user_errors(model, args, match):
         mixing.mix(*args, model)
 
 
+def test_measure_rows_plots_the_row_influence(model):
+    from matplotlib.figure import Figure
+
+    from app.tabs import mixing
+
+    calls = []
+    fig, info = mixing.measure_rows(model, 8, progress=lambda frac, desc=None: calls.append(frac))
+    assert isinstance(fig, Figure) and "8 pairs" in info and "--rows-only" in info
+    assert calls[-1] == (8, 8)
+    # one heatmap column per ws row of the tiny model
+    assert fig.axes[0].images[0].get_array().shape[1] == mixing.models.get(model).num_ws
+    for bad in (0, 10_000):
+        with pytest.raises(gr.Error, match="pairs"):
+            mixing.measure_rows(model, bad, progress=lambda *a, **k: None)
+
+
 # ---------------------------------------------------------------------------------------------- noise
 def test_noise_presets_and_std_map(model):
     from app.tabs import noise

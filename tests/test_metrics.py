@@ -276,4 +276,8 @@ def test_evaluate_cli(tmp_path, tiny_G, tiny_classifier, capsys):
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(next(iter(rep["row_influence"]["follows_b"].values()))) == tiny_G.num_ws
     assert main([*argv, "--row-pairs", "-1"]) == 2
+    assert main([*argv, "--row-pairs", "2", "--rows-only"]) == 0
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "row_influence" in rep and "quality" not in rep
+    assert main([*argv, "--rows-only"]) == 2
     assert main(["evaluate", "--model", str(tmp_path / "missing.safetensors"), "--json"]) == 2

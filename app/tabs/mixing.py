@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -15,6 +16,7 @@ from core import explore
 from core.images import make_grid, to_pil
 
 MAX_SOURCES = 8
+MAX_MEASURE_PAIRS = 512
 EXPLAIN = (
     "Each cell takes the ws rows ticked below from **source B** (top row) and all other rows from **source A** "
     "(left column). Coarse rows (4-8 px) carry pose, face shape and glasses; middle rows (16-32 px) smaller "
@@ -36,6 +38,10 @@ class MixingTab:
     go: gr.Button
     image: gr.Image
     info: gr.Markdown
+    measure_pairs: gr.Slider
+    measure: gr.Button
+    measure_plot: gr.Plot
+    measure_info: gr.Markdown
 
 
 def row_choices(model: str) -> list[tuple[str, int]]:
@@ -100,6 +106,29 @@ def mix_with_info(model, row_seeds, col_seeds, rows, alpha, psi, noise_mode):
     return image, f"{n} mixed images in **{t.ms:.0f} ms**", image.info["stylescope-recipe"]
 
 
+def measure_rows(model: str, pairs: float, progress=gr.Progress()):
+    """Which ws rows carry which SynthFaces factor (``core.metrics.row_influence``), as a heatmap."""
+    require_model(model)
+    from app.tabs.directions import DEFAULT_CLASSIFIER, get_scorer
+    from core.metrics.disentanglement import plot_row_influence, row_influence
+
+    n = int(pairs)
+    if not 8 <= n <= MAX_MEASURE_PAIRS:
+        raise gr.Error(f"pairs must be between 8 and {MAX_MEASURE_PAIRS}", print_exception=False)
+    with user_errors(), Timer() as t:
+        classifier = get_scorer(str(DEFAULT_CLASSIFIER)).classifier
+        with models.use(model) as G:
+            report = row_influence(
+                G, classifier, n_pairs=n, progress=lambda d, total: progress((d, total), desc="pairs")
+            )
+        fig = plot_row_influence(report, title=f"{Path(model).name}: {n} pairs")
+    return fig, (
+        f"{n} pairs in **{t.ms / 1000:.1f} s**. Each cell: how often a factor follows B when the mix takes only "
+        "that ws row from B (1 = this row alone decides it). The CLI gives the same numbers: `stylescope "
+        f"evaluate --model {Path(model).name} --row-pairs {n} --rows-only`."
+    )
+
+
 def on_model(model: str):
     if not model:
         return gr.update(choices=[], value=[])
@@ -136,8 +165,34 @@ def build(shared: Shared) -> MixingTab:
                 "Mixing matrix", height=480, fmt=shared.config.image_format, elem_id="mix-image"
             )
             info = gr.Markdown()
+    with gr.Accordion("Measure which rows carry which attribute (SynthFaces models)", open=False):
+        gr.Markdown(
+            "Mixes pairs of random faces one ws row at a time and asks the SynthFaces attribute classifier which "
+            "factors followed B. Rows that decide a factor light up; the StyleGAN paper expects pose and shape in "
+            "the coarse rows, smaller features in the middle rows and colours in the fine rows."
+        )
+        with gr.Row():
+            measure_pairs = gr.Slider(8, MAX_MEASURE_PAIRS, 64, step=8, label="Pairs", scale=3)
+            measure = gr.Button("Measure", scale=1, elem_id="mix-measure")
+        measure_plot = gr.Plot(label="Row influence", elem_id="mix-measure-plot")
+        measure_info = gr.Markdown()
     return MixingTab(
-        row_seeds, col_seeds, coarse, middle, fine, rows, alpha, psi, noise_mode, go, image, info
+        row_seeds,
+        col_seeds,
+        coarse,
+        middle,
+        fine,
+        rows,
+        alpha,
+        psi,
+        noise_mode,
+        go,
+        image,
+        info,
+        measure_pairs,
+        measure,
+        measure_plot,
+        measure_info,
     )
 
 
@@ -168,6 +223,13 @@ def wire(h: MixingTab, shared: Shared) -> None:
         [h.row_seeds, h.col_seeds, h.rows, h.alpha, h.psi, h.noise_mode, shared.model],
         h.image,
         api_name="mix",
+        **model_events,
+    )
+    h.measure.click(
+        measure_rows,
+        [shared.model, h.measure_pairs],
+        [h.measure_plot, h.measure_info],
+        api_visibility="private",
         **model_events,
     )
     shared.model.change(on_model, shared.model, h.rows, api_visibility="private")

@@ -266,3 +266,37 @@ def row_influence(
         "follows_b": follows,
         "cases": cases,
     }
+
+
+def plot_row_influence(report: Mapping, *, title: str = ""):
+    """A matplotlib Figure of :func:`row_influence`: factors (rows, grouped as the dataset groups them) against
+    ws rows (columns, with the generator's coarse / middle / fine boundaries), shaded by how often the factor
+    follows B when only that row is B's."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    follows = report["follows_b"]
+    factors = [f for fs in FACTOR_GROUPS.values() for f in fs if f in follows]
+    grid = np.array([[np.nan if v is None else v for v in follows[f]] for f in factors], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.42 * grid.shape[1], 1.2 + 0.24 * len(factors)), dpi=100)
+    im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(grid.shape[1]))
+    ax.set_yticks(range(len(factors)), labels=factors, fontsize=7)
+    ax.set_xlabel("ws row taken from B", fontsize=8)
+    bounds = 0
+    for fs in FACTOR_GROUPS.values():  # dataset groups: separators between the factor blocks
+        bounds += sum(f in follows for f in fs)
+        if bounds < len(factors):
+            ax.axhline(bounds - 0.5, color="white", linewidth=1.5)
+    for g, rows in report.get("layer_groups", {}).items():  # generator groups: labels over the columns
+        if rows:
+            ax.axvline(max(rows) + 0.5, color="white", linewidth=1.5)
+            ax.text((min(rows) + max(rows)) / 2, -0.9, g, ha="center", va="bottom", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="fraction of cases following B")
+    if title:
+        ax.set_title(title, fontsize=9, pad=22)
+    fig.tight_layout()
+    return fig
