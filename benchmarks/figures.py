@@ -10,6 +10,8 @@ Generator Architecture for GANs"):
   ws rows (:func:`core.explore.mixing_matrix`).
 * ``noise.png``: one noise draw with noise in all layers / none / fine layers only / coarse layers only
   (Figure 5), and the per-pixel std over 16 noise draws (Figure 4, :func:`core.explore.noise_std_map`).
+* ``row-influence.png``: which ws rows carry which SynthFaces factor -- the mixing test with one row of B at a
+  time, scored by the attribute classifier (:func:`core.metrics.row_influence`, ``ROW_PAIRS`` pairs).
 * ``v1-vs-v2.png``: the same seeds through the AdaIN StyleGAN v1 and the StyleGAN2 model, each with the
   channel mean of |features| at the 32 px layer, where v1's droplet artifacts (StyleGAN2 paper, Figure 1)
   would show.
@@ -51,7 +53,8 @@ from core.render import seeds_to_z  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_V2 = ROOT / "assets/models/synthfaces128-stylegan2.safetensors"
 DEFAULT_V1 = ROOT / "assets/models/synthfaces128-stylegan1.safetensors"
-FIGURES = ("sample-grid", "truncation-sweep", "mixing", "noise", "v1-vs-v2")
+DEFAULT_CLASSIFIER = ROOT / "assets/models/synthfaces-classifier.safetensors"
+FIGURES = ("sample-grid", "truncation-sweep", "mixing", "noise", "row-influence", "v1-vs-v2")
 GRID_SEEDS = list(range(32))
 SWEEP_SEEDS = [1, 5, 9, 13]
 SWEEP_PSI = [round(-1 + 0.25 * i, 2) for i in range(9)]
@@ -61,6 +64,7 @@ NOISE_SEEDS = [3, 7, 11]
 COMPARE_SEEDS = list(range(300, 308))
 FIG_PSI = 0.7
 NOISE_DRAWS = 16
+ROW_PAIRS = 200
 MAX_PNG_BYTES = 2_000_000
 
 
@@ -243,6 +247,19 @@ def make_figures(
     if "noise" in only:
         written.append(
             _save(noise_figure(G2), out / "noise.png", {**meta, "seeds": NOISE_SEEDS, "draws": NOISE_DRAWS})
+        )
+    if "row-influence" in only and DEFAULT_CLASSIFIER.is_file():
+        from core.metrics.disentanglement import plot_row_influence, row_influence
+        from core.models.classifier import load_classifier
+
+        report = row_influence(G2, load_classifier(DEFAULT_CLASSIFIER), n_pairs=ROW_PAIRS, seed=7)
+        fig = plot_row_influence(
+            report, title=f"{Path(v2_path).name}: {ROW_PAIRS} pairs, one ws row of B each"
+        )
+        fig.canvas.draw()
+        img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+        written.append(
+            _save(img, out / "row-influence.png", {**meta, "psi": 1.0, "pairs": ROW_PAIRS, "seed": 7})
         )
     if "v1-vs-v2" in only and v1_path is not None and Path(v1_path).is_file():
         G1 = core.load_generator(str(v1_path), device="cpu").eval()
