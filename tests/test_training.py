@@ -108,6 +108,25 @@ def test_augment_keeps_exact_coordinates_under_bf16_autocast(aug):
     torch.testing.assert_close(again, plain)  # the same transforms, computed in float32 either way
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("aug", ["ada", "diffaug"])
+def test_augment_at_256px_under_cuda_bf16_autocast(aug):
+    # Where the bf16 index rounding used to land past the end: a device-side assert in the gather at 256 px.
+    x = torch.randn(8, 3, 256, 256, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = (
+            ada_augment(x, torch.tensor(1.0, device="cuda"), generator=g)
+            if aug == "ada"
+            else diff_augment(x, generator=g)
+        )
+    torch.cuda.synchronize()
+    assert y.shape == x.shape and y.dtype == x.dtype and torch.isfinite(y).all()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        assert torch.equal(ada_augment(x, torch.tensor(0.0, device="cuda"), generator=g), x)
+
+
 def test_affine_sampler_exact_for_flips_and_integer_shifts():
     x = torch.randn(2, 3, 8, 8)
     flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0])).expand(2, 3, 3)

@@ -6,7 +6,7 @@
 # default 12000; CLS_STEPS=0 skips it; CLS_ARGS adds options, e.g. "--init FILE --seed 3 --minutes 12"; CLS2_ARGS
 # starts a second one).
 # BATCH (default 64), LR (default 0.002) and GAMMA (R1 weight; default 0.0002 * res^2 / batch) set the GAN runs'
-# batch, Adam learning rate and R1 weight. INIT_stylegan2 /
+# batch, Adam learning rate and R1 weight; EMA_KIMG the G_ema half-life (default 10). INIT_stylegan2 /
 # INIT_stylegan1 warm-start a run (--init: a weights snapshot from finish.sh or a generator file); SEED picks
 # the data stream (use a new one when continuing, so the run sees new images).
 set -u
@@ -24,7 +24,7 @@ from core.training.config import TrainConfig
 for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
     cfg = TrainConfig(
         data="synthfaces", res=128, kimg=20000, batch=int(os.environ.get("BATCH", 64)), arch=arch,
-        lr=float(os.environ.get("LR", 0.002)),
+        lr=float(os.environ.get("LR", 0.002)), ema_kimg=float(os.environ.get("EMA_KIMG", 10)),
         r1_gamma=float(os.environ["GAMMA"]) if os.environ.get("GAMMA") else None,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=100, sample_kimg=100, keep_last=2, precision="bf16",
