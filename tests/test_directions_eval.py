@@ -13,6 +13,7 @@ from core.directions import load_directions
 from core.directions.evaluate import fit_all
 from core.directions.pca import pca_directions
 from core.directions.sefa import sefa_directions, style_affines
+from core.errors import InputError
 
 
 class PlantedG(nn.Module):
@@ -171,6 +172,38 @@ def test_cli_fit_with_classifier(tmp_path, capsys, model_file, classifier_file):
                             "--out", str(out), "--json"])  # fmt: skip
     assert rep["attribute"] == "a" and rep["samples"] == 60 and "val_accuracy" in rep
     assert load_directions(out)["a"].attribute == "a"
+
+
+def test_factor_columns_score_the_regressed_value_as_a_fraction_of_its_range(classifier_file):
+    from core.directions import load_scorer
+
+    scorer = load_scorer(classifier_file)
+    factor = scorer.available_factors[0]
+    with pytest.raises(InputError, match="unknown continuous factor 'nope'"):
+        scorer.with_factors(["nope"])
+    with_factor = scorer.with_factors([factor])
+    assert with_factor.attributes == (*scorer.attributes, factor)
+    x = torch.rand(5, 3, 16, 16) * 2 - 1
+    got = with_factor(x)
+    torch.testing.assert_close(got[:, :-1], scorer(x))  # the binary columns are unchanged
+    clf = scorer.classifier
+    value = clf(x)["regression"][:, 0]
+    expected = ((value - clf.factor_low[0]) / clf.factor_span[0]).clamp(0, 1)
+    torch.testing.assert_close(got[:, -1], expected)
+    assert got[:, -1].min() >= 0 and got[:, -1].max() <= 1
+
+
+def test_cli_fits_a_continuous_factor_direction(tmp_path, capsys, model_file, classifier_file):
+    from core.directions import load_scorer
+
+    factor = load_scorer(classifier_file).available_factors[0]
+    out = tmp_path / "d.safetensors"
+    rep = run_json(capsys, ["directions", "fit", "--model", str(model_file), "--classifier", str(classifier_file),
+                            "--attribute", factor, "--samples", "60", "--ratio", "0.25", "--device", "cpu",
+                            "--out", str(out), "--json"])  # fmt: skip
+    # split at the samples' median: the two ends of the range, whatever side of its middle they lie on
+    assert rep["attribute"] == factor and rep["num_pos"] == rep["num_neg"] == 15
+    assert load_directions(out)[factor].attribute == factor
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys, model_file, classifier_file):

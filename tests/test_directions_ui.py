@@ -88,3 +88,19 @@ def test_shipped_sets_load_only_for_their_own_model(tmp_path):
     if shipped.is_file() and tab.shipped_sets():
         own = models.register(shipped)
         assert tab.matching_set(own).endswith("synthfaces128-stylegan2.safetensors")
+
+
+def test_continuous_factors_are_offered_and_fitted(model_and_set):
+    # The shipped classifier regresses SynthFaces' continuous factors: "roll" gives the tilt slider that the
+    # symmetric tilted_head attribute (|roll| > 0.5) cannot.
+    model, set_path = model_and_set
+    choices = tab.attributes_of(str(tab.DEFAULT_CLASSIFIER))["choices"]
+    names = [c[0] if isinstance(c, tuple) else c for c in choices]
+    assert "tilted_head" in names and "roll" in names and names.index("roll") > names.index("tilted_head")
+    out = tab.fit_classifier(model, set_path, str(tab.DEFAULT_CLASSIFIER), "roll", 80, "w")
+    assert "**roll**" in out[-1]
+    new_set = next(o for o in out if isinstance(o, str) and o.endswith(".safetensors"))
+    d = tab.get_set(new_set)["roll"]
+    assert d.attribute == "roll" and d.meta.get("threshold") == "median"
+    fig = tab.plot_path(model, new_set, str(tab.DEFAULT_CLASSIFIER), "roll", "3", 0.7)
+    assert fig is not None

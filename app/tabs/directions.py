@@ -212,12 +212,17 @@ def load_matching_set(model: str):
 
 def attributes_of(classifier: str) -> gr.Dropdown:
     with user_errors():
-        names = (
-            list(get_scorer(classifier).attributes)
-            if Path(classifier or DEFAULT_CLASSIFIER).is_file()
-            else []
-        )
+        scorer = get_scorer(classifier) if Path(classifier or DEFAULT_CLASSIFIER).is_file() else None
+        names = [*scorer.attributes, *scorer.available_factors] if scorer else []
     return gr.update(choices=names, value=names[0] if names else None)
+
+
+def scorer_for(classifier: str, attribute: str | None) -> cd.ClassifierScorer:
+    """The classifier's scorer, with ``attribute`` as an extra column when it is a continuous factor."""
+    scorer = get_scorer(classifier)
+    if attribute and attribute not in scorer.attributes and attribute in scorer.available_factors:
+        return scorer.with_factors([attribute])
+    return scorer
 
 
 def fit_classifier(model, set_path, classifier, attribute, samples, space, progress=gr.Progress()):
@@ -226,14 +231,15 @@ def fit_classifier(model, set_path, classifier, attribute, samples, space, progr
     if not attribute:
         raise gr.Error("choose an attribute", print_exception=False)
     with user_errors():
-        scorer = get_scorer(classifier)
+        scorer = scorer_for(classifier, attribute)
         with models.use(model) as G:
             s = cd.collect(
                 G, scorer, int(samples), space=space, progress=lambda d, t: progress((d, t), desc="collect")
             )
             d = cd.fit_attribute_direction(
-                s, attribute, space=space, num_ws=G.num_ws, covariance=cd.w_covariance(G)
-            )
+                s, attribute, space=space, num_ws=G.num_ws, covariance=cd.w_covariance(G),
+                threshold="median" if attribute in scorer.factors else 0.5,
+            )  # fmt: skip
         dirs = _session_base(set_path, model)
         dirs.add(d)
         new = _save_session_set(dirs)
@@ -328,8 +334,8 @@ def plot_path(model, set_path, classifier, name, seed, psi):
         raise gr.Error("choose a direction to plot", print_exception=False)
     steps = [x / 2 for x in range(-6, 7)]
     with user_errors():
-        scorer = get_scorer(classifier)
         d = get_set(set_path)[name]
+        scorer = scorer_for(classifier, d.attribute)
         with models.use(model) as G:
             s = views.scores_along_path(
                 G, scorer, d, parse_seed(seed), steps=steps, truncation_psi=float(psi)

@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fit", help="fit one attribute's SVM direction (classifier labels or a seed,label CSV)"
     )
     common(f)
-    f.add_argument("--attribute", help="classifier attribute (e.g. smiling); the direction's name by default")
+    f.add_argument(
+        "--attribute",
+        help="classifier attribute (e.g. smiling) or continuous factor (e.g. roll: the direction along its range); "
+        "the direction's name by default",
+    )
     f.add_argument("--labels", help="CSV of seed,label rows instead of a classifier (label: yes/no, 1/0)")
     f.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="attribute classifier .safetensors")
     f.add_argument("--name", help="name of the direction (default: the attribute, or 'label')")
@@ -161,16 +165,21 @@ def run_fit(args: argparse.Namespace) -> int:
         column, method, ratio = name, "user", 0.5
     else:
         scorer = load_scorer(args.classifier, device=device)
+        if args.attribute in scorer.available_factors and args.attribute not in scorer.attributes:
+            scorer = scorer.with_factors([args.attribute])  # a continuous factor: fit along its range
         if args.attribute not in scorer.attributes:
             raise InputError(
-                f"unknown attribute {args.attribute!r}; the classifier knows {', '.join(scorer.attributes)}"
+                f"unknown attribute {args.attribute!r}; the classifier knows {', '.join(scorer.attributes)} "
+                f"and the continuous factors {', '.join(scorer.available_factors) or '(none)'}"
             )
         with progress_bar("collect", unit="img", leave=False) as update:
             samples = collect(G, scorer, args.samples, seed=args.seed, space=args.space, truncation_psi=args.psi,
                               batch_size=args.batch, progress=update)  # fmt: skip
         column, method, ratio, name = args.attribute, "svm", args.ratio, args.name or args.attribute
+    threshold = "median" if not args.labels and args.attribute in scorer.factors else 0.5
     d = fit_attribute_direction(samples, column, space=args.space, name=name, ratio=ratio, method=method,
-                                num_ws=G.num_ws, covariance=w_covariance(G, device=device))  # fmt: skip
+                                num_ws=G.num_ws, covariance=w_covariance(G, device=device),
+                                threshold=threshold)  # fmt: skip
     if args.rows:
         d = d.with_rows(parse_rows(args.rows, G.num_ws, G.layer_groups))
     if args.labels:

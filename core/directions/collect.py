@@ -47,19 +47,53 @@ def _first_attr(obj, names: Sequence[str]):
 class ClassifierScorer:
     """Wraps ``core.models.classifier.AttributeClassifier``: sigmoid of its binary-attribute logits.
 
+    ``factors`` adds columns for continuous factors the classifier regresses (``roll``, ``smile``, ...): the
+    predicted value as a fraction of the factor's range, clipped to [0, 1], so 0.5 is the middle of the range
+    (``roll`` 0: an upright head). InterFaceGAN's top/bottom selection then keeps the two ends of the range,
+    and the SVM finds a direction along the factor -- the way to edit a factor that a binary attribute
+    describes only by its magnitude (``tilted_head`` is ``|roll| > 0.5``: both ends are positive, so no single
+    hyperplane separates it, while ``roll`` is linear).
+
     Images are resized (bilinear, antialiased) to the classifier's input resolution when it differs.
     """
 
-    def __init__(self, classifier: torch.nn.Module, attributes: Sequence[str] | None = None):
+    def __init__(
+        self,
+        classifier: torch.nn.Module,
+        attributes: Sequence[str] | None = None,
+        *,
+        factors: Sequence[str] = (),
+    ):
         self.classifier = classifier
         cfg = getattr(classifier, "cfg", None)
         names = attributes or _first_attr(cfg, ("attributes", "binary_attributes", "attribute_names"))
         names = names or _first_attr(classifier, ("attributes", "binary_attributes", "attribute_names"))
         if not names:
             raise InputError("the attribute classifier does not list its attribute names")
-        self.attributes = tuple(str(a) for a in names)
+        self.binary = tuple(str(a) for a in names)
+        known = self.available_factors
+        bad = [f for f in factors if f not in known or f in self.binary]
+        if bad:
+            raise InputError(
+                f"unknown continuous factor {bad[0]!r}; the classifier regresses "
+                f"{', '.join(known) if known else 'no factors'}"
+            )
+        self.factors = tuple(dict.fromkeys(factors))
+        self.attributes = self.binary + self.factors
         res = _first_attr(cfg, ("img_resolution", "resolution", "input_resolution"))
         self.resolution = int(res) if res else None
+
+    @property
+    def available_factors(self) -> tuple[str, ...]:
+        """Continuous factors the classifier regresses (usable as ``factors``)."""
+        cfg = getattr(self.classifier, "cfg", None)
+        if not hasattr(self.classifier, "factor_low"):
+            return ()
+        return tuple(str(f) for f in (getattr(cfg, "factors", None) or ()))
+
+    def with_factors(self, factors: Sequence[str]) -> ClassifierScorer:
+        """The same classifier, scoring the binary attributes plus the given continuous factors."""
+        return ClassifierScorer(self.classifier, self.binary, factors=factors)
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
@@ -69,15 +103,23 @@ class ClassifierScorer:
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True)
         out = self.classifier(x)
         logits = out["logits"] if isinstance(out, dict) else out
-        if logits.shape[1] != len(self.attributes):
+        if logits.shape[1] != len(self.binary):
             raise InputError(
-                f"the classifier returns {logits.shape[1]} logits but lists {len(self.attributes)} attributes"
+                f"the classifier returns {logits.shape[1]} logits but lists {len(self.binary)} attributes"
             )
-        return torch.sigmoid(logits.float())
+        probs = torch.sigmoid(logits.float())
+        if not self.factors:
+            return probs
+        idx = [self.available_factors.index(f) for f in self.factors]
+        c = self.classifier
+        fraction = (out["regression"].float()[:, idx] - c.factor_low[idx]) / c.factor_span[idx]
+        return torch.cat([probs, fraction.clamp(0.0, 1.0)], dim=1)
 
 
-def load_scorer(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ClassifierScorer:
-    """Load an attribute classifier checkpoint (native safetensors) as a scorer.
+def load_scorer(
+    path: str | os.PathLike, *, device: str | torch.device = "cpu", factors: Sequence[str] = ()
+) -> ClassifierScorer:
+    """Load an attribute classifier checkpoint (native safetensors) as a scorer (``factors``: see ClassifierScorer).
 
     Raises:
         CheckpointError: not an attribute-classifier file.
@@ -86,7 +128,9 @@ def load_scorer(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
     from core.models import ARCHITECTURES
 
     if "attribute-classifier" in ARCHITECTURES:
-        return ClassifierScorer(load_module(path, device=device, expect=("attribute-classifier",)))
+        return ClassifierScorer(
+            load_module(path, device=device, expect=("attribute-classifier",)), factors=factors
+        )
     # The classifier is not registered in core.models yet: rebuild it the same way load_module would.
     import json
 
@@ -105,7 +149,7 @@ def load_scorer(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: invalid attribute-classifier file ({e})") from None
     module = AttributeClassifier(cfg)  # not on "meta": its non-persistent buffers come from the config
     load_state_dict_checked(module, tensors, path)
-    return ClassifierScorer(module.to(device).eval().requires_grad_(False))
+    return ClassifierScorer(module.to(device).eval().requires_grad_(False), factors=factors)
 
 
 @dataclass

@@ -281,15 +281,25 @@ def fit_attribute(
     val_fraction: float = 0.2,
     C: float = 1.0,
     seed: int = 0,
+    threshold: float | str = 0.5,
 ) -> SvmFit:
-    """``select_confident`` then ``fit_svm``: the InterFaceGAN recipe for one attribute column ``scores [N]``."""
-    idx, labels = select_confident(scores, ratio=ratio)
+    """``select_confident`` then ``fit_svm``: the InterFaceGAN recipe for one attribute column ``scores [N]``.
+
+    ``threshold``: the score that separates the classes, 0.5 for probabilities; ``"median"`` splits a
+    continuous score (a factor's value) at the median of the samples, so its two ends are kept whatever the
+    generator's distribution of it.
+    """
+    if threshold == "median":
+        threshold = float(torch.as_tensor(scores).float().median())
+    elif isinstance(threshold, str):
+        raise InputError(f"threshold must be a number or 'median', got {threshold!r}")
+    idx, labels = select_confident(scores, ratio=ratio, threshold=threshold)
     pos, neg = int(labels.sum()), int((~labels).sum())
     if pos < MIN_PER_CLASS or neg < MIN_PER_CLASS:
         n = int(torch.as_tensor(scores).numel())
         raise InputError(
-            f"only {pos} confident positive and {neg} negative samples among {n} (score above / below 0.5): "
-            "sample more, raise the ratio, or check the classifier"
+            f"only {pos} confident positive and {neg} negative samples among {n} (score above / below "
+            f"{threshold:.3g}): sample more, raise the ratio, or check the classifier"
         )
     return fit_svm(latents[idx], labels, val_fraction=val_fraction, C=C, seed=seed)
 
@@ -402,6 +412,7 @@ def fit_attribute_direction(
     num_ws: int | None = None,
     method: str = "svm",
     covariance: Tensor | str | None = "samples",
+    threshold: float | str = 0.5,
 ):
     """Fit the InterFaceGAN direction of one attribute column of ``LatentSamples``.
 
@@ -411,6 +422,7 @@ def fit_attribute_direction(
         space: "z", "w" or "w+" (default: the space the samples were drawn in).
         ratio: top/bottom fraction used (``select_confident``).
         num_ws: model rows (needed for "w+").
+        threshold: class boundary of the scores (``fit_attribute``; "median" for continuous factors).
         covariance: of W, for the edit vector (``covariance_edit_vector``): a ``[w_dim, w_dim]`` tensor (e.g.
             ``core.directions.collect.w_covariance(G)``), "samples" to estimate it from ``samples`` when they hold
             at least ``4 * w_dim`` W rows (else the edit is the normal), or None for the plain normal.
@@ -422,7 +434,10 @@ def fit_attribute_direction(
     if space == "w+" and num_ws is None:
         num_ws = samples.w.shape[1]
     X = samples.latents(space)
-    fit = fit_attribute(X, samples.column(attribute), ratio=ratio, val_fraction=val_fraction, C=C, seed=seed)
+    scores = samples.column(attribute)
+    fit = fit_attribute(
+        X, scores, ratio=ratio, val_fraction=val_fraction, C=C, seed=seed, threshold=threshold
+    )
     if isinstance(covariance, str):
         if covariance != "samples":
             raise InputError(f"covariance must be a tensor, 'samples' or None, got {covariance!r}")
@@ -435,6 +450,7 @@ def fit_attribute_direction(
         num_ws=num_ws,
         method=method,
         attribute=attribute,
-        meta={"samples": len(samples), "ratio": ratio, "truncation_psi": samples.truncation_psi},
+        meta={"samples": len(samples), "ratio": ratio, "truncation_psi": samples.truncation_psi}
+        | ({} if threshold == 0.5 else {"threshold": threshold}),
         covariance=covariance,
     )
