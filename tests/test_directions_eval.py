@@ -10,6 +10,7 @@ from torch import nn
 
 from core.cli import main
 from core.directions import load_directions
+from core.directions.collect import ClassifierScorer
 from core.directions.evaluate import fit_all
 from core.directions.pca import pca_directions
 from core.directions.sefa import sefa_directions, style_affines
@@ -179,10 +180,16 @@ def test_factor_columns_score_the_regressed_value_as_a_fraction_of_its_range(cla
 
     scorer = load_scorer(classifier_file)
     factor = scorer.available_factors[0]
+    named_alike = ClassifierScorer(scorer.classifier, ("a", "f"))  # a binary attribute named like the factor
+    assert named_alike.available_factors == ("f_value",)
+    assert named_alike.with_factors(["f_value"]).attributes == ("a", "f", "f_value")
     with pytest.raises(InputError, match="unknown continuous factor 'nope'"):
         scorer.with_factors(["nope"])
     with_factor = scorer.with_factors([factor])
     assert with_factor.attributes == (*scorer.attributes, factor)
+    assert scorer.for_column("a") is scorer and scorer.threshold_of("a") == 0.5
+    assert scorer.for_column(factor).attributes == with_factor.attributes
+    assert with_factor.threshold_of(factor) == "median"
     x = torch.rand(5, 3, 16, 16) * 2 - 1
     got = with_factor(x)
     torch.testing.assert_close(got[:, :-1], scorer(x))  # the binary columns are unchanged

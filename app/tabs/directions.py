@@ -217,28 +217,20 @@ def attributes_of(classifier: str) -> gr.Dropdown:
     return gr.update(choices=names, value=names[0] if names else None)
 
 
-def scorer_for(classifier: str, attribute: str | None) -> cd.ClassifierScorer:
-    """The classifier's scorer, with ``attribute`` as an extra column when it is a continuous factor."""
-    scorer = get_scorer(classifier)
-    if attribute and attribute not in scorer.attributes and attribute in scorer.available_factors:
-        return scorer.with_factors([attribute])
-    return scorer
-
-
 def fit_classifier(model, set_path, classifier, attribute, samples, space, progress=gr.Progress()):
     """Collect ``samples`` scored latents, fit the attribute's SVM direction and add it to the session set."""
     require_model(model)
     if not attribute:
         raise gr.Error("choose an attribute", print_exception=False)
     with user_errors():
-        scorer = scorer_for(classifier, attribute)
+        scorer = get_scorer(classifier).for_column(attribute)
         with models.use(model) as G:
             s = cd.collect(
                 G, scorer, int(samples), space=space, progress=lambda d, t: progress((d, t), desc="collect")
             )
             d = cd.fit_attribute_direction(
                 s, attribute, space=space, num_ws=G.num_ws, covariance=cd.w_covariance(G),
-                threshold="median" if attribute in scorer.factors else 0.5,
+                threshold=scorer.threshold_of(attribute),
             )  # fmt: skip
         dirs = _session_base(set_path, model)
         dirs.add(d)
@@ -335,7 +327,7 @@ def plot_path(model, set_path, classifier, name, seed, psi):
     steps = [x / 2 for x in range(-6, 7)]
     with user_errors():
         d = get_set(set_path)[name]
-        scorer = scorer_for(classifier, d.attribute)
+        scorer = get_scorer(classifier).for_column(d.attribute)
         with models.use(model) as G:
             s = views.scores_along_path(
                 G, scorer, d, parse_seed(seed), steps=steps, truncation_psi=float(psi)

@@ -164,9 +164,7 @@ def run_fit(args: argparse.Namespace) -> int:
         samples = samples_from_labels(G, seeds, labels, name=name, space=args.space, truncation_psi=args.psi)
         column, method, ratio = name, "user", 0.5
     else:
-        scorer = load_scorer(args.classifier, device=device)
-        if args.attribute in scorer.available_factors and args.attribute not in scorer.attributes:
-            scorer = scorer.with_factors([args.attribute])  # a continuous factor: fit along its range
+        scorer = load_scorer(args.classifier, device=device).for_column(args.attribute)
         if args.attribute not in scorer.attributes:
             raise InputError(
                 f"unknown attribute {args.attribute!r}; the classifier knows {', '.join(scorer.attributes)} "
@@ -176,7 +174,7 @@ def run_fit(args: argparse.Namespace) -> int:
             samples = collect(G, scorer, args.samples, seed=args.seed, space=args.space, truncation_psi=args.psi,
                               batch_size=args.batch, progress=update)  # fmt: skip
         column, method, ratio, name = args.attribute, "svm", args.ratio, args.name or args.attribute
-    threshold = "median" if not args.labels and args.attribute in scorer.factors else 0.5
+    threshold = 0.5 if args.labels else scorer.threshold_of(column)
     d = fit_attribute_direction(samples, column, space=args.space, name=name, ratio=ratio, method=method,
                                 num_ws=G.num_ws, covariance=w_covariance(G, device=device),
                                 threshold=threshold)  # fmt: skip

@@ -72,7 +72,7 @@ class ClassifierScorer:
             raise InputError("the attribute classifier does not list its attribute names")
         self.binary = tuple(str(a) for a in names)
         known = self.available_factors
-        bad = [f for f in factors if f not in known or f in self.binary]
+        bad = [f for f in factors if f not in known]
         if bad:
             raise InputError(
                 f"unknown continuous factor {bad[0]!r}; the classifier regresses "
@@ -85,15 +85,30 @@ class ClassifierScorer:
 
     @property
     def available_factors(self) -> tuple[str, ...]:
-        """Continuous factors the classifier regresses (usable as ``factors``)."""
+        """Column names of the continuous factors the classifier regresses (usable as ``factors``).
+
+        A factor named like a binary attribute (SynthFaces' ``mouth_open`` is both) gets the suffix ``_value``.
+        """
         cfg = getattr(self.classifier, "cfg", None)
         if not hasattr(self.classifier, "factor_low"):
             return ()
-        return tuple(str(f) for f in (getattr(cfg, "factors", None) or ()))
+        return tuple(
+            f"{f}_value" if f in self.binary else str(f) for f in (getattr(cfg, "factors", None) or ())
+        )
 
     def with_factors(self, factors: Sequence[str]) -> ClassifierScorer:
         """The same classifier, scoring the binary attributes plus the given continuous factors."""
         return ClassifierScorer(self.classifier, self.binary, factors=factors)
+
+    def for_column(self, name: str | None) -> ClassifierScorer:
+        """This scorer, or one with ``name`` added when it is a continuous factor it does not score yet."""
+        if name and name not in self.attributes and name in self.available_factors:
+            return self.with_factors([*self.factors, name])
+        return self
+
+    def threshold_of(self, name: str) -> float | str:
+        """Where ``fit_attribute_direction`` splits the column: 0.5 for probabilities, the median for factors."""
+        return "median" if name in self.factors else 0.5
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
