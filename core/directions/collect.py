@@ -112,6 +112,10 @@ class ClassifierScorer:
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
+        return self.score(images)
+
+    def score(self, images: Tensor) -> Tensor:
+        """``self(images)`` with autograd left on (gradient-guided edits differentiate through it)."""
         p = next(self.classifier.parameters(), None)
         x = images.to(p.device if p is not None else images.device).float()
         if self.resolution and x.shape[-1] != self.resolution and not hasattr(self.classifier, "prepare"):
