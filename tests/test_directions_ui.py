@@ -104,3 +104,17 @@ def test_continuous_factors_are_offered_and_fitted(model_and_set):
     assert d.attribute == "roll" and d.meta.get("threshold") == "median"
     fig = tab.plot_path(model, new_set, str(tab.DEFAULT_CLASSIFIER), "roll", "3", 0.7)
     assert fig is not None
+
+
+def test_guided_edit_handler_returns_a_reproducible_recipe(model_and_set):
+    model, _ = model_and_set
+    attr, free = tab.binary_attributes_of(str(tab.DEFAULT_CLASSIFIER))
+    assert "smiling" in attr["choices"] or ("smiling", "smiling") in attr["choices"]
+    img, recipe_json, info = tab.guided(
+        model, str(tab.DEFAULT_CLASSIFIER), "smiling", "flip", ["frowning"], 10, "3", 0.7
+    )
+    rec = json.loads(recipe_json)
+    assert rec["seed"] == 3 and len(rec["ws"]) == models.get(model).num_ws and "**smiling**" in info and "10 steps" in info
+    assert img.size == (32, 32) and "stylescope-recipe" in img.info
+    with pytest.raises(gr.Error, match="choose an attribute"):
+        tab.guided(model, str(tab.DEFAULT_CLASSIFIER), None, "flip", [], 10, "3", 0.7)

@@ -22,9 +22,10 @@ from app.state import Shared
 from core import directions as cd
 from core.directions import views
 from core.directions.evaluate import separability_z_vs_w
+from core.directions.guided import guided_edit
 from core.errors import StyleScopeError
 from core.images import make_grid, to_pil
-from core.render import render_tensor
+from core.render import recipe_ws, render_tensor
 
 DIRECTIONS_DIR = REPO_ROOT / "assets" / "directions"
 DEFAULT_CLASSIFIER = REPO_ROOT / "assets" / "models" / "synthfaces-classifier.safetensors"
@@ -84,6 +85,12 @@ class DirectionsTab:
     sep_samples: gr.Slider
     sep_go: gr.Button
     sep_table: gr.Dataframe
+    g_attribute: gr.Dropdown
+    g_target: gr.Radio
+    g_free: gr.Dropdown
+    g_steps: gr.Slider
+    g_go: gr.Button
+    g_info: gr.Markdown
 
 
 # ---------------------------------------------------------------------------------------------- stores
@@ -337,6 +344,42 @@ def plot_path(model, set_path, classifier, name, seed, psi):
     )
 
 
+def binary_attributes_of(classifier: str):
+    """Choices of the guided edit's attribute and of its 'may change' list: the classifier's binary labels."""
+    with user_errors():
+        scorer = get_scorer(classifier) if Path(classifier or DEFAULT_CLASSIFIER).is_file() else None
+        names = list(scorer.binary) if scorer else []
+    return gr.update(choices=names, value=names[0] if names else None), gr.update(choices=names, value=[])
+
+
+def guided(model, classifier, attribute, target, free, steps, seed, psi, progress=gr.Progress()):
+    """Per-face edit: follow the classifier's gradient until ``attribute`` reaches ``target``; keep the rest."""
+    require_model(model)
+    if not attribute:
+        raise gr.Error("choose an attribute", print_exception=False)
+    with user_errors():
+        scorer = get_scorer(classifier)
+        keep = [a for a in scorer.binary if a != attribute and a not in (free or [])]
+        base = model_recipe(model, seed=parse_seed(seed), truncation_psi=float(psi))
+        with models.use(model) as G:
+            r = guided_edit(
+                G, scorer, recipe_ws(G, base), attribute, covariance=cd.w_covariance(G), keep=keep,
+                target=None if target == "flip" else target == "yes", steps=int(steps),
+                progress=lambda d, t: progress((d, t), desc="guided edit"),
+            )  # fmt: skip
+            recipe = model_recipe(model, seed=base.seed, ws=r.ws[0].tolist())
+            img = recipe_image(render_tensor(G, recipe), recipe)
+    i = scorer.attributes.index(attribute)
+    moved = sorted(((abs(float(r.scores[0, j] - r.before[0, j])), a) for j, a in enumerate(scorer.binary)
+                    if a != attribute), reverse=True)[:3]  # fmt: skip
+    info = (
+        f"**{attribute}**: {float(r.before[0, i]):.2f} -> {float(r.scores[0, i]):.2f} "
+        f"({'reached' if bool(r.reached[0]) else 'not reached'} in {r.steps} steps); largest other changes: "
+        + ", ".join(f"{a} {d:.2f}" for d, a in moved)
+    )
+    return img, recipe.to_json(indent=1), info
+
+
 def measure_separability(model, classifier, samples, progress=gr.Progress()):
     """Linear separability of every classifier attribute in Z and in W (lower is better)."""
     require_model(model)
@@ -431,11 +474,26 @@ def build(shared: Shared) -> DirectionsTab:
         sep_table = gr.Dataframe(
             headers=["attribute", "H(Y|X) Z", "H(Y|X) W", "SVM acc Z", "SVM acc W"], interactive=False
         )
+    with gr.Accordion("Guided edit of this seed (per face, follows the classifier)", open=False):
+        gr.Markdown(
+            "Where no single direction works (the model's W is curved for that attribute), follow the "
+            "classifier's gradient at this face instead: the latent moves until the label flips while every "
+            "other attribute is held, unless you let it change. The result is stored as explicit `ws` in the recipe."
+        )
+        with gr.Row():
+            g_attribute = gr.Dropdown([], label="Attribute", scale=2)
+            g_target = gr.Radio(["flip", "yes", "no"], value="flip", label="Target", scale=1)
+            g_free = gr.Dropdown(
+                [], value=[], multiselect=True, label="May change (e.g. related labels)", scale=3
+            )
+            g_steps = gr.Slider(10, 200, 40, step=10, label="Steps", scale=2)
+        g_go = gr.Button("Guided edit", elem_id="dir-guided")
+        g_info = gr.Markdown()
     return DirectionsTab(
         set_file, upload, set_path, set_info, download, classifier, attribute, samples, space, fit, fit_info,
         label_seeds, label_show, label_grid, label_yes, label_name, label_csv, label_fit, seed, psi, slots,
         render, image, recipe, cmp_svm, cmp_pca, cmp_sefa, cmp_go, cmp_image, plot_dir, plot_go, plot,
-        sep_samples, sep_go, sep_table,
+        sep_samples, sep_go, sep_table, g_attribute, g_target, g_free, g_steps, g_go, g_info,
     )  # fmt: skip
 
 
@@ -464,5 +522,9 @@ def wire(h: DirectionsTab, shared: Shared) -> None:
                    api_name="compare_directions", **ev)  # fmt: skip
     h.plot_go.click(plot_path, [shared.model, h.set_path, h.classifier, h.plot_dir, h.seed, h.psi], h.plot,
                     **private, **ev)  # fmt: skip
+    gr.on([shared.demo.load, h.classifier.submit], binary_attributes_of, h.classifier, [h.g_attribute, h.g_free],
+          **private)  # fmt: skip
+    h.g_go.click(guided, [shared.model, h.classifier, h.g_attribute, h.g_target, h.g_free, h.g_steps, h.seed, h.psi],
+                 [h.image, h.recipe, h.g_info], api_name="guided_edit", **ev)  # fmt: skip
     h.sep_go.click(measure_separability, [shared.model, h.classifier, h.sep_samples], h.sep_table,
                    api_name="separability", **ev)  # fmt: skip

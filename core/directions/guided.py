@@ -98,47 +98,50 @@ def guided_edit(
     n, num_ws, w_dim = ws.shape
     if covariance.shape != (w_dim, w_dim):
         raise InputError(f"covariance must be [{w_dim}, {w_dim}], got {list(covariance.shape)}")
-    mask = torch.zeros(num_ws, 1)
-    for r in rows if rows is not None else range(num_ws):
-        if not 0 <= int(r) < num_ws:
-            raise InputError(f"row {r} is outside the model's {num_ws} ws rows")
-        mask[int(r)] = 1.0
-    device = G.w_avg.device
-    i = names.index(attribute)
-    k_idx = torch.tensor([names.index(k) for k in keep], dtype=torch.long, device=device)
-    L = _whitening_factor(covariance).to(device)
-    w0 = ws.to(device).float()
-    mask = mask.to(device)
-    with torch.no_grad():
-        before = scorer.score(G.synthesis(w0, noise_mode="const")).float()
-    if target is None:
-        goal = before[:, i] <= 0.5
-    elif isinstance(target, Tensor):
-        goal = target.to(device=device, dtype=torch.bool).reshape(-1)
-    else:
-        goal = torch.full((n,), bool(target), device=device)
-    sign = goal.float() * 2 - 1
-    logit0 = torch.logit(before.clamp(1e-6, 1 - 1e-6))
-    u = torch.zeros(n, w_dim, device=device, requires_grad=True)
-    opt = torch.optim.Adam([u], lr=lr)
-    done = 0
-    for done in range(1, steps + 1):
-        if should_stop is not None and should_stop():
-            break
-        w = w0 + mask * (u @ L.T)[:, None, :]
-        logits = torch.logit(scorer.score(G.synthesis(w, noise_mode="const")).float().clamp(1e-6, 1 - 1e-6))
-        loss_target = F.softplus(margin - sign * logits[:, i])
-        # Logits, not probabilities: a saturated probability has no gradient until the label has flipped.
-        drift = logits[:, k_idx] - logit0[:, k_idx]
-        loss_keep = drift.pow(2).mean(1) if len(keep) else torch.zeros_like(loss_target)
-        loss = (loss_target + keep_weight * loss_keep + prox_weight * u.pow(2).sum(1)).sum()
-        # Gradient with respect to the offset only: the models' own parameters are left alone.
-        (u.grad,) = torch.autograd.grad(loss, [u])
-        opt.step()
-        if progress is not None:
-            progress(done, steps)
-    with torch.no_grad():
-        w = w0 + mask * (u @ L.T)[:, None, :]
-        after = scorer.score(G.synthesis(w, noise_mode="const")).float()
+    rows = list(range(num_ws)) if rows is None else [int(r) for r in rows]
+    if any(not 0 <= r < num_ws for r in rows):
+        raise InputError(f"rows {rows} reach outside the model's {num_ws} ws rows")
+    # Callers may hold the model under torch.inference_mode (the app does): the optimisation needs autograd, and
+    # tensors made outside inference mode (hence the clones).
+    with torch.inference_mode(False), torch.enable_grad():
+        device = G.w_avg.device
+        i = names.index(attribute)
+        k_idx = torch.tensor([names.index(k) for k in keep], dtype=torch.long, device=device)
+        L = _whitening_factor(covariance.detach().clone()).to(device)
+        w0 = ws.detach().to(device=device, dtype=torch.float32).clone()
+        mask = torch.zeros(num_ws, 1, device=device)
+        mask[rows] = 1.0
+        with torch.no_grad():
+            before = scorer.score(G.synthesis(w0, noise_mode="const")).float()
+        if target is None:
+            goal = before[:, i] <= 0.5
+        elif isinstance(target, Tensor):
+            goal = target.to(device=device, dtype=torch.bool).reshape(-1)
+        else:
+            goal = torch.full((n,), bool(target), device=device)
+        sign = goal.float() * 2 - 1
+        logit0 = torch.logit(before.clamp(1e-6, 1 - 1e-6))
+        u = torch.zeros(n, w_dim, device=device, requires_grad=True)
+        opt = torch.optim.Adam([u], lr=lr)
+        done = 0
+        for done in range(1, steps + 1):
+            if should_stop is not None and should_stop():
+                break
+            w = w0 + mask * (u @ L.T)[:, None, :]
+            probs = scorer.score(G.synthesis(w, noise_mode="const")).float()
+            logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
+            loss_target = F.softplus(margin - sign * logits[:, i])
+            # Logits, not probabilities: a saturated probability has no gradient until the label has flipped.
+            drift = logits[:, k_idx] - logit0[:, k_idx]
+            loss_keep = drift.pow(2).mean(1) if len(keep) else torch.zeros_like(loss_target)
+            loss = (loss_target + keep_weight * loss_keep + prox_weight * u.pow(2).sum(1)).sum()
+            # Gradient with respect to the offset only: the models' own parameters are left alone.
+            (u.grad,) = torch.autograd.grad(loss, [u])
+            opt.step()
+            if progress is not None:
+                progress(done, steps)
+        with torch.no_grad():
+            w = w0 + mask * (u @ L.T)[:, None, :]
+            after = scorer.score(G.synthesis(w, noise_mode="const")).float()
     reached = (after[:, i] > 0.5) == goal
     return GuidedEdit(w.cpu(), after.cpu(), before.cpu(), reached.cpu(), done)
