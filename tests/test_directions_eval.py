@@ -234,7 +234,9 @@ def test_guided_edit_moves_the_attribute_and_only_the_chosen_rows(tiny_G, classi
     ws = sample_latents(tiny_G, 6, seed=3).ws(tiny_G.num_ws)
     cov = w_covariance(tiny_G, 2000)
     before_params = [p.detach().clone() for p in tiny_G.parameters()]
-    r = guided_edit(tiny_G, scorer, ws, "a", covariance=cov, keep=["b"], rows=[0, 1], steps=15)
+    r = guided_edit(
+        tiny_G, scorer, ws, "a", covariance=cov, keep=["b"], rows=[0, 1], steps=15, pixel_weight=0.0
+    )
     assert r.ws.shape == ws.shape and r.scores.shape == r.before.shape == (6, 2) and r.steps == 15
     assert torch.equal(r.ws[:, 2:], ws[:, 2:]) and not torch.equal(r.ws[:, :2], ws[:, :2])
     goal = r.before[:, 0] <= 0.5  # flip by default
@@ -244,6 +246,13 @@ def test_guided_edit_moves_the_attribute_and_only_the_chosen_rows(tiny_G, classi
     torch.testing.assert_close(r.reached, (r.scores[:, 0] > 0.5) == goal)
     assert all(torch.equal(p, q) for p, q in zip(before_params, tiny_G.parameters(), strict=True))
     assert all(p.grad is None for p in tiny_G.parameters())
+    # the pixel term holds the image: a heavy weight changes it less than none
+    held = guided_edit(tiny_G, scorer, ws, "a", covariance=cov, keep=["b"], steps=15, pixel_weight=1e4)
+    free = guided_edit(tiny_G, scorer, ws, "a", covariance=cov, keep=["b"], steps=15, pixel_weight=0.0)
+    with torch.no_grad():
+        img0 = tiny_G.synthesis(ws, noise_mode="const")
+        change = [(tiny_G.synthesis(e.ws, noise_mode="const") - img0).pow(2).mean() for e in (held, free)]
+    assert change[0] < change[1]
 
 
 def test_guided_edit_rejects_bad_requests(tiny_G, classifier_file):

@@ -111,10 +111,15 @@ def test_guided_edit_handler_returns_a_reproducible_recipe(model_and_set):
     attr, free = tab.binary_attributes_of(str(tab.DEFAULT_CLASSIFIER))
     assert "smiling" in attr["choices"] or ("smiling", "smiling") in attr["choices"]
     img, recipe_json, info = tab.guided(
-        model, str(tab.DEFAULT_CLASSIFIER), "smiling", "flip", ["frowning"], 10, "3", 0.7
+        model, str(tab.DEFAULT_CLASSIFIER), "smiling", "flip", ["frowning"], 10, 100, "3", 0.7
     )
     rec = json.loads(recipe_json)
-    assert rec["seed"] == 3 and len(rec["ws"]) == models.get(model).num_ws and "**smiling**" in info and "10 steps" in info
+    assert (
+        rec["seed"] == 3
+        and len(rec["ws"]) == models.get(model).num_ws
+        and "**smiling**" in info
+        and "10 steps" in info
+    )
     assert img.size == (32, 32) and "stylescope-recipe" in img.info
     with pytest.raises(gr.Error, match="choose an attribute"):
-        tab.guided(model, str(tab.DEFAULT_CLASSIFIER), None, "flip", [], 10, "3", 0.7)
+        tab.guided(model, str(tab.DEFAULT_CLASSIFIER), None, "flip", [], 10, 100, "3", 0.7)

@@ -89,6 +89,7 @@ class DirectionsTab:
     g_target: gr.Radio
     g_free: gr.Dropdown
     g_steps: gr.Slider
+    g_hold: gr.Slider
     g_go: gr.Button
     g_info: gr.Markdown
 
@@ -352,7 +353,7 @@ def binary_attributes_of(classifier: str):
     return gr.update(choices=names, value=names[0] if names else None), gr.update(choices=names, value=[])
 
 
-def guided(model, classifier, attribute, target, free, steps, seed, psi, progress=gr.Progress()):
+def guided(model, classifier, attribute, target, free, steps, hold, seed, psi, progress=gr.Progress()):
     """Per-face edit: follow the classifier's gradient until ``attribute`` reaches ``target``; keep the rest."""
     require_model(model)
     if not attribute:
@@ -364,7 +365,7 @@ def guided(model, classifier, attribute, target, free, steps, seed, psi, progres
         with models.use(model) as G:
             r = guided_edit(
                 G, scorer, recipe_ws(G, base), attribute, covariance=cd.w_covariance(G), keep=keep,
-                target=None if target == "flip" else target == "yes", steps=int(steps),
+                target=None if target == "flip" else target == "yes", steps=int(steps), pixel_weight=float(hold),
                 progress=lambda d, t: progress((d, t), desc="guided edit"),
             )  # fmt: skip
             recipe = model_recipe(model, seed=base.seed, ws=r.ws[0].tolist())
@@ -487,13 +488,14 @@ def build(shared: Shared) -> DirectionsTab:
                 [], value=[], multiselect=True, label="May change (e.g. related labels)", scale=3
             )
             g_steps = gr.Slider(10, 200, 40, step=10, label="Steps", scale=2)
+            g_hold = gr.Slider(0, 1000, 100, step=10, label="Hold the rest of the image", scale=2)
         g_go = gr.Button("Guided edit", elem_id="dir-guided")
         g_info = gr.Markdown()
     return DirectionsTab(
         set_file, upload, set_path, set_info, download, classifier, attribute, samples, space, fit, fit_info,
         label_seeds, label_show, label_grid, label_yes, label_name, label_csv, label_fit, seed, psi, slots,
         render, image, recipe, cmp_svm, cmp_pca, cmp_sefa, cmp_go, cmp_image, plot_dir, plot_go, plot,
-        sep_samples, sep_go, sep_table, g_attribute, g_target, g_free, g_steps, g_go, g_info,
+        sep_samples, sep_go, sep_table, g_attribute, g_target, g_free, g_steps, g_hold, g_go, g_info,
     )  # fmt: skip
 
 
@@ -524,7 +526,17 @@ def wire(h: DirectionsTab, shared: Shared) -> None:
                     **private, **ev)  # fmt: skip
     gr.on([shared.demo.load, h.classifier.submit], binary_attributes_of, h.classifier, [h.g_attribute, h.g_free],
           **private)  # fmt: skip
-    h.g_go.click(guided, [shared.model, h.classifier, h.g_attribute, h.g_target, h.g_free, h.g_steps, h.seed, h.psi],
-                 [h.image, h.recipe, h.g_info], api_name="guided_edit", **ev)  # fmt: skip
+    guided_in = [
+        shared.model,
+        h.classifier,
+        h.g_attribute,
+        h.g_target,
+        h.g_free,
+        h.g_steps,
+        h.g_hold,
+        h.seed,
+        h.psi,
+    ]
+    h.g_go.click(guided, guided_in, [h.image, h.recipe, h.g_info], api_name="guided_edit", **ev)
     h.sep_go.click(measure_separability, [shared.model, h.classifier, h.sep_samples], h.sep_table,
                    api_name="separability", **ev)  # fmt: skip

@@ -115,6 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gd.add_argument("--seeds", default="0-3")
     gd.add_argument("--psi", type=float, default=1.0)
     gd.add_argument("--steps", type=int, default=40, help="optimiser steps")
+    gd.add_argument(
+        "--hold", type=float, default=100.0, help="weight of the pixel term that holds the rest of the image"
+    )
     gd.add_argument("--out", required=True, help="output folder")
     gd.set_defaults(func=run_guided)
 
@@ -311,6 +314,8 @@ def run_guided(args: argparse.Namespace) -> int:
 
     if not 1 <= args.steps <= 1000:
         raise InputError(f"--steps must be in 1..1000, got {args.steps}")
+    if not 0 <= args.hold <= 1e6:
+        raise InputError(f"--hold must be in 0..1e6, got {args.hold}")
     G, digest, device = _load_model(args)
     scorer = load_scorer(args.classifier, device=device)
     seeds = parse_seeds(args.seeds)
@@ -329,7 +334,7 @@ def run_guided(args: argparse.Namespace) -> int:
     target = None if args.target == "flip" else args.target == "yes"
     with progress_bar("guided", unit="step", leave=False) as update:
         result = guided_edit(G, scorer, ws, args.attribute, covariance=w_covariance(G, device=device),
-                             target=target, keep=keep, rows=rows, steps=args.steps,
+                             target=target, keep=keep, rows=rows, steps=args.steps, pixel_weight=args.hold,
                              progress=update)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ latent optimisation with an attribute loss:
 
     minimise  softplus(margin - s * logit_a(G(w)))            (reach the target side of attribute a)
             + keep * mean_k (logit_k(G(w)) - logit_k(G(w0)))^2  (the other attributes stay)
+            + pixels * mean (G(w) - G(w0))^2                    (the rest of the image stays)
             + prox * |u|^2                                      (stay close: w = w0 + L u, L L^T = cov(W))
 
 over the whitened offset ``u`` with Adam. ``L`` (a Cholesky factor of W's covariance) makes a unit step in u
@@ -66,6 +67,7 @@ def guided_edit(
     rows: Sequence[int] | None = None,
     margin: float = 2.0,
     keep_weight: float = 0.3,
+    pixel_weight: float = 100.0,
     prox_weight: float = 0.01,
     lr: float = 0.1,
     steps: int = 40,
@@ -82,7 +84,9 @@ def guided_edit(
         keep: attributes whose probabilities should not change (default: all others).
         rows: ws rows the edit may change (default: all, moved together).
         margin: logit the edit aims past the boundary (2.0: probability 0.88 or 0.12).
-        keep_weight / prox_weight: weights of the keep and proximity terms; lr / steps: Adam settings.
+        keep_weight / pixel_weight / prox_weight: weights of the keep term, of the mean squared pixel change
+            (the image may change only where the attribute needs it) and of the latent proximity term.
+        lr / steps: Adam settings.
         progress: ``progress(step, steps)``; should_stop: polled between steps (stops with the current latents).
 
     Raises:
@@ -112,7 +116,8 @@ def guided_edit(
         mask = torch.zeros(num_ws, 1, device=device)
         mask[rows] = 1.0
         with torch.no_grad():
-            before = scorer.score(G.synthesis(w0, noise_mode="const")).float()
+            img0 = G.synthesis(w0, noise_mode="const")
+            before = scorer.score(img0).float()
         if target is None:
             goal = before[:, i] <= 0.5
         elif isinstance(target, Tensor):
@@ -128,13 +133,21 @@ def guided_edit(
             if should_stop is not None and should_stop():
                 break
             w = w0 + mask * (u @ L.T)[:, None, :]
-            probs = scorer.score(G.synthesis(w, noise_mode="const")).float()
+            img = G.synthesis(w, noise_mode="const")
+            probs = scorer.score(img).float()
             logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
             loss_target = F.softplus(margin - sign * logits[:, i])
             # Logits, not probabilities: a saturated probability has no gradient until the label has flipped.
             drift = logits[:, k_idx] - logit0[:, k_idx]
             loss_keep = drift.pow(2).mean(1) if len(keep) else torch.zeros_like(loss_target)
-            loss = (loss_target + keep_weight * loss_keep + prox_weight * u.pow(2).sum(1)).sum()
+            loss_pixels = (img.float() - img0.float()).pow(2).mean((1, 2, 3))
+            loss = (
+                loss_target
+                + keep_weight * loss_keep
+                + pixel_weight * loss_pixels
+                + prox_weight * u.pow(2).sum(1)
+            )
+            loss = loss.sum()
             # Gradient with respect to the offset only: the models' own parameters are left alone.
             (u.grad,) = torch.autograd.grad(loss, [u])
             opt.step()
