@@ -6,6 +6,7 @@
   ``name@rows~cond1,cond2`` variants).
 * ``pca`` / ``sefa``: unsupervised directions (GANSpace, Harkonen et al. 2020; SeFa, Shen & Zhou 2021).
 * ``evaluate``: edit success, side effects, separability Z vs W, the one-call ``fit_all``.
+* ``guided``: ``guided_edit``, per-face edits along the classifier's gradient (where W has no global direction).
 * ``io``: ``save_directions`` / ``load_directions`` (one safetensors file per set).
 """
 
