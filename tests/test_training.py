@@ -182,6 +182,10 @@ def test_config_roundtrip_defaults_and_errors():
         TrainConfig(res=100)
     with pytest.raises(StyleScopeError):
         TrainConfig(aug="bogus")
+    with pytest.raises(StyleScopeError, match="g_architecture"):
+        TrainConfig(g_architecture="progressive")
+    assert TrainConfig().generator_config().architecture == "skip"
+    assert TrainConfig(g_architecture="orig").generator_config().architecture == "orig"
     with pytest.raises(StyleScopeError):
         TrainConfig.from_dict({"resolution": 3})
 
@@ -200,9 +204,12 @@ def test_data_sources_are_deterministic_and_sharded():
 
 
 # ---------------------------------------------------------------- training
-@pytest.mark.parametrize("arch,aug", [("stylegan2", "ada"), ("stylegan1", "diffaug")])
-def test_steps_run_with_finite_losses(tmp_path, arch, aug):
-    cfg = tiny(arch=arch, aug=aug, aug_p=0.5)
+@pytest.mark.parametrize(
+    "arch,aug,g_arch",
+    [("stylegan2", "ada", "skip"), ("stylegan1", "diffaug", "skip"), ("stylegan1", "none", "orig")],
+)
+def test_steps_run_with_finite_losses(tmp_path, arch, aug, g_arch):
+    cfg = tiny(arch=arch, aug=aug, aug_p=0.5, g_architecture=g_arch)
     tr = Trainer(cfg, tmp_path)
     before = [p.detach().clone() for p in tr.G.parameters()]
     ema_before = [p.detach().clone() for p in tr.G_ema.parameters()]
@@ -216,7 +223,9 @@ def test_steps_run_with_finite_losses(tmp_path, arch, aug):
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.G.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(ema_before, tr.G_ema.parameters(), strict=True))
     assert tr.G.w_avg.abs().sum() > 0 and torch.equal(tr.G_ema.w_avg, tr.G.w_avg)
-    assert tr.ada.p.item() != 0.5  # adapted after ada_interval steps
+    assert tr.G.cfg.architecture == g_arch and hasattr(tr.G, "to_rgb") == (g_arch != "skip")
+    if aug == "ada":
+        assert tr.ada.p.item() != 0.5  # adapted after ada_interval steps
 
 
 def test_conditional_training_uses_labels(tmp_path):

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from core.checkpoints.native import load_native, save_generator
 out = Path(os.environ["OUT"])
-for arch in ("stylegan2", "stylegan1"):
-    run = Path("/tmp/runs") / arch
-    if not run.exists():
+for run in sorted(Path("/tmp/runs").iterdir()):
+    arch = run.name  # stylegan2, stylegan1, or e.g. stylegan1-orig (train_default.sh's run folders)
+    if not (run / "status.json").exists():
         continue
     nets = sorted(run.glob("network-*.safetensors"))
     st = json.loads((run / "status.json").read_text())
@@ -36,7 +36,7 @@ for arch in ("stylegan2", "stylegan1"):
 PY
 # Weights snapshots (G, D, G_ema in bf16, no optimiser) to continue next time with INIT_<arch>=...: split into
 # parts small enough to come back (join them with cat).
-for arch in ${WEIGHTS:-stylegan2}; do
+for arch in ${WEIGHTS:-stylegan2}; do  # run folder names
     [ -d $R/$arch ] && python -m core.cli train --export-weights $R/$arch --out /tmp/w-$arch.safetensors \
         --dtype bfloat16 && split -b 15M -d /tmp/w-$arch.safetensors $OUT/w-$arch.safetensors.part
 done
@@ -51,7 +51,7 @@ done
 # the model card's (EVAL_CLS=new: with the classifier of this run instead, which always comes back above).
 CLS=assets/models/synthfaces-classifier.safetensors
 [ "${EVAL_CLS:-shipped}" = new ] && [ -f $R/classifier/synthfaces-classifier.safetensors ] && CLS=$R/classifier/synthfaces-classifier.safetensors
-for arch in stylegan2 stylegan1; do
+for arch in $(cd $R && ls); do
     [ -f $OUT/$arch.safetensors ] && python -m core.cli evaluate --model $OUT/$arch.safetensors --classifier $CLS \
         --n ${EVAL_N:-10000} --device cuda --json --out $OUT/eval-$arch.json 2>&1 | tail -3
 done

@@ -8,7 +8,8 @@
 # BATCH (default 64), LR (default 0.002) and GAMMA (R1 weight; default 0.0002 * res^2 / batch) set the GAN runs'
 # batch, Adam learning rate and R1 weight; EMA_KIMG the G_ema half-life (default 10). INIT_stylegan2 /
 # INIT_stylegan1 warm-start a run (--init: a weights snapshot from finish.sh or a generator file); SEED picks
-# the data stream (use a new one when continuing, so the run sees new images).
+# the data stream (use a new one when continuing, so the run sees new images). An ARCHS entry "stylegan1:orig"
+# picks the generator architecture too (run folder stylegan1-orig; INIT_stylegan1_orig warm-starts it).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 R=/tmp/runs
@@ -21,21 +22,24 @@ start)
 import os
 from pathlib import Path
 from core.training.config import TrainConfig
-for arch in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
+for entry in os.environ.get("ARCHS", "stylegan2 stylegan1").split():
+    arch, _, g_arch = entry.partition(":")
+    name = f"{arch}-{g_arch}" if g_arch else arch
     cfg = TrainConfig(
+        g_architecture=g_arch or "skip",
         data="synthfaces", res=128, kimg=20000, batch=int(os.environ.get("BATCH", 64)), arch=arch,
         lr=float(os.environ.get("LR", 0.002)), ema_kimg=float(os.environ.get("EMA_KIMG", 10)),
         r1_gamma=float(os.environ["GAMMA"]) if os.environ.get("GAMMA") else None,
         channels=(256, 256, 256, 128, 64, 32), z_dim=256, w_dim=256, n_mlp=8,
         aug="none", snapshot_kimg=100, sample_kimg=100, keep_last=2, precision="bf16",
         compile=os.environ.get("COMPILE") == "1", fir=os.environ.get("FIR", "taps"),
-        seed=int(os.environ.get("SEED", 0)), init=os.environ.get(f"INIT_{arch}", ""), num_workers=0, extra={"preset": "synthfaces128-default"},
+        seed=int(os.environ.get("SEED", 0)), init=os.environ.get(f"INIT_{name.replace('-', '_')}", ""), num_workers=0, extra={"preset": "synthfaces128-default"},
     )
-    d = Path(f"/tmp/runs/{arch}")
+    d = Path(f"/tmp/runs/{name}")
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(cfg.to_json())
 PY
-    for a in ${ARCHS:-stylegan2 stylegan1}; do
+    for a in $(echo ${ARCHS:-stylegan2 stylegan1} | tr ':' '-'); do
         setsid nohup python -m core.training --run-dir $R/$a --device cuda > $R/$a.log 2>&1 < /dev/null &
     done
     mkdir -p $R/classifier
@@ -51,7 +55,7 @@ PY
     sleep ${2:-120}
     ;&
 status)
-    for a in ${ARCHS:-stylegan2 stylegan1}; do
+    for a in $(echo ${ARCHS:-stylegan2 stylegan1} | tr ':' '-'); do
         echo "== $a"; tail -n 3 $R/$a.log
         python -c "import json;s=json.load(open('$R/$a/status.json'));print({k:s.get(k) for k in ('state','kimg','img_per_s','eta_s','losses','gpu_mem_gb','message')})" 2>&1 | tail -2
     done

@@ -1,7 +1,8 @@
 """``stylescope train``: start, resume, watch, stop and list training runs (a thin shell over core.training).
 
 stylescope train --data synthfaces|PATH --res 128 --kimg K [--arch stylegan2|stylegan1] [--batch B]
-                 [--gpus N] [--aug ada|diffaug|none] --out RUNS_DIR [--background]
+                 [--g-architecture skip|orig|resnet] [--gpus N] [--aug ada|diffaug|none] --out RUNS_DIR
+                 [--background]
 stylescope train --resume RUN_DIR [--kimg K]
 stylescope train --status RUN_DIR [--json]
 stylescope train --stop RUN_DIR
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from core.cli.common import emit_json
 from core.errors import StyleScopeError
+from core.models.stylegan import SYNTHESIS_ARCHITECTURES
 from core.nn.layers import FIR_IMPLS
 
 
@@ -46,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--res", type=int, default=None, help="resolution in pixels (power of two)")
     p.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
     p.add_argument("--arch", choices=("stylegan2", "stylegan1"), default=None)
+    p.add_argument(
+        "--g-architecture",
+        choices=SYNTHESIS_ARCHITECTURES,
+        default=None,
+        help="generator output: skip (an RGB output per resolution, StyleGAN2's), orig (one at the end, as in "
+        "the StyleGAN paper) or resnet",
+    )
     p.add_argument("--batch", type=int, default=None, help="global batch size")
     p.add_argument("--gpus", type=int, default=None, help="number of GPUs (torchrun when > 1)")
     p.add_argument("--aug", choices=("ada", "diffaug", "none"), default=None)
@@ -96,6 +105,7 @@ _FIELDS = {
     "res": "res",
     "kimg": "kimg",
     "arch": "arch",
+    "g_architecture": "g_architecture",
     "batch": "batch",
     "gpus": "gpus",
     "aug": "aug",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from core.config import from_json_dict, to_json_dict
 from core.errors import StyleScopeError
-from core.models.stylegan import DiscriminatorConfig, GeneratorConfig, channel_table
+from core.models.stylegan import SYNTHESIS_ARCHITECTURES, DiscriminatorConfig, GeneratorConfig, channel_table
 from core.nn.layers import FIR_IMPLS
 
 ARCHS = {"stylegan2": 2, "stylegan1": 1}
@@ -45,6 +45,9 @@ class TrainConfig:
         kimg: length of the run in thousands of real images shown to D.
         batch: global batch (split evenly across GPUs).
         arch: ``"stylegan2"`` (modulated convs) or ``"stylegan1"`` (AdaIN style blocks).
+        g_architecture: how the generator makes its image (``core.models.SYNTHESIS_ARCHITECTURES``):
+            ``"skip"`` sums an RGB output of every resolution (StyleGAN2's default), ``"orig"`` has one RGB
+            output at the end (the StyleGAN paper's generator after growing), ``"resnet"`` residual blocks.
         width: preset name in ``WIDTH_PRESETS``; ``channels`` overrides it with explicit widths (4..res px).
         r1_gamma: R1 weight; None = ``0.0002 * res**2 / batch`` (StyleGAN2-ADA "auto").
         ema_kimg / ema_rampup: G_ema half-life in kimg, ramped up over the first ``ema_rampup`` of training
@@ -66,6 +69,7 @@ class TrainConfig:
     kimg: float = 1000.0
     batch: int = 32
     arch: str = "stylegan2"
+    g_architecture: str = "skip"
     width: str = "half"
     channels: tuple[int, ...] = ()
     z_dim: int = 512
@@ -113,6 +117,10 @@ class TrainConfig:
             raise StyleScopeError(f"res must be a power of two between 8 and 1024, got {res}")
         if self.arch not in ARCHS:
             raise StyleScopeError(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
+        if self.g_architecture not in SYNTHESIS_ARCHITECTURES:
+            raise StyleScopeError(
+                f"g_architecture must be one of {SYNTHESIS_ARCHITECTURES}, got {self.g_architecture!r}"
+            )
         if self.aug not in AUGMENTS:
             raise StyleScopeError(f"aug must be one of {AUGMENTS}, got {self.aug!r}")
         if self.precision not in PRECISIONS:
@@ -167,7 +175,7 @@ class TrainConfig:
             n_mlp=self.n_mlp,
             channels=self.widths,
             version=ARCHS[self.arch],
-            architecture="skip",
+            architecture=self.g_architecture,
         )
 
     def discriminator_config(self, c_dim: int = 0) -> DiscriminatorConfig:
