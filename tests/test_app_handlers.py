@@ -393,12 +393,24 @@ def test_train_tab_reads_runs_and_refuses_bad_requests(tmp_path, monkeypatch):
         )
     import torch
 
+    with pytest.raises(gr.Error, match="g_architecture must be one of"):
+        train.train_start(
+            "SynthFaces", None, "", "tiny-cpu", 32, "stylegan2", 1, 8, "ada", 1, str(runs), "", "progressive"
+        )
     if not torch.cuda.is_available():
         with pytest.raises(gr.Error, match="No CUDA GPU"):
             train.train_start(
                 "SynthFaces", None, "", "paper-F", 256, "stylegan2", 100, 32, "ada", 1, str(runs)
             )
     assert "CUDA" in train.device_note()
+    # The generator output choice reaches the run's config (jobs.start replaced: no process is started).
+    started = []
+    monkeypatch.setattr(train.jobs, "start", lambda config, run_dir: started.append(config))
+    monkeypatch.setattr(train.jobs, "status", lambda run_dir: {"state": "starting"})
+    train.train_start(
+        "SynthFaces", None, "", "tiny-cpu", 32, "stylegan1", 1, 8, "none", 1, str(runs), "", "orig"
+    )
+    assert started[0].arch == "stylegan1" and started[0].generator_config().architecture == "orig"
 
 
 def test_load_into_explorer_uses_latest_network(model, tmp_path):

@@ -38,6 +38,8 @@ def test_config(model):
     assert cfg.img_resolution == 128
     assert cfg.num_ws == 12 and G.num_ws == 12
     assert cfg.version == MODELS[name][1]
+    # v2: StyleGAN2's skip outputs; v1: one RGB output at the end, as in the StyleGAN paper.
+    assert cfg.architecture == ("skip" if cfg.version == 2 else "orig")
     assert (cfg.z_dim, cfg.w_dim, cfg.n_mlp, cfg.c_dim) == (256, 256, 8, 0)
     assert tuple(cfg.channels) == (256, 256, 256, 128, 64, 32)
     assert G.layer_groups == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7], "fine": [8, 9, 10, 11]}

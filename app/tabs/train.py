@@ -17,6 +17,7 @@ from app import models
 from app.common import one_line, user_errors
 from app.state import Shared
 from app.tabs.model_bar import describe
+from core.models.stylegan import SYNTHESIS_ARCHITECTURES
 
 try:  # the training package may be absent in a trimmed install; the tab then says so
     from core.training import jobs
@@ -39,6 +40,7 @@ class TrainTab:
     preset: gr.Dropdown
     res: gr.Dropdown
     arch: gr.Radio
+    g_arch: gr.Radio
     kimg: gr.Number
     batch: gr.Number
     aug: gr.Radio
@@ -124,11 +126,13 @@ def train_start(
     gpus,
     runs_dir: str,
     init: str = "",
+    g_arch: str = "skip",
     progress=gr.Progress(),
 ):
     """``/train_start``: import data if needed, start a background run. Returns (run name, status).
 
     ``init``: optional warm start, a run of ``runs_dir`` (by name) or a checkpoint / model file on the server.
+    ``g_arch``: the generator's image output (``TrainConfig.g_architecture``: skip, orig or resnet).
     """
     _require_jobs()
     res = int(res)
@@ -137,6 +141,7 @@ def train_start(
     with user_errors():
         fields = dict(PRESETS.get(preset, {}))
         fields.update(data=data, arch=arch, kimg=float(kimg), batch=int(batch), aug=aug, gpus=int(gpus))
+        fields["g_architecture"] = g_arch
         if init_path:
             fields["init"] = init_path
         if preset != "tiny-cpu":
@@ -297,6 +302,13 @@ def build(shared: Shared) -> TrainTab:
             preset = gr.Dropdown(presets, value="small-data" if cuda else "tiny-cpu", label="Preset")
             res = gr.Dropdown([32, 64, 128, 256, 512, 1024], value=128 if cuda else 32, label="Resolution")
             arch = gr.Radio(["stylegan2", "stylegan1"], value="stylegan2", label="Architecture")
+            g_arch = gr.Radio(
+                list(SYNTHESIS_ARCHITECTURES),
+                value="skip",
+                label="Generator output",
+                info="skip: an RGB output per resolution (StyleGAN2); orig: one at the end (the StyleGAN paper; "
+                "on SynthFaces it moves background and light colour to the fine styles)",
+            )
             with gr.Row():
                 kimg = gr.Number(1000 if cuda else 1, label="Length (kimg)", minimum=0.001)
                 batch = gr.Number(32 if cuda else 8, precision=0, minimum=1, label="Batch")
@@ -338,6 +350,7 @@ def build(shared: Shared) -> TrainTab:
         preset,
         res,
         arch,
+        g_arch,
         kimg,
         batch,
         aug,
@@ -376,6 +389,7 @@ def wire(h: TrainTab, shared: Shared) -> None:
             h.gpus,
             runs_dir,
             h.init,
+            h.g_arch,
         ],
         [h.runs, h.raw],
         api_name="train_start",
