@@ -461,3 +461,18 @@ def test_cli_init_path_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = parser.parse_args(["train", "--data", "toy", "--res", "16", "--init", "w.safetensors"])
     assert cli_train.build_config(args).init == str(tmp_path / "w.safetensors")
+
+
+def test_cli_generator_architecture_flag():
+    import argparse
+
+    from core.cli import train as cli_train
+
+    parser = argparse.ArgumentParser()
+    cli_train.register(parser.add_subparsers())
+    base = ["train", "--data", "toy", "--res", "16", "--arch", "stylegan1"]
+    assert cli_train.build_config(parser.parse_args(base)).g_architecture == "skip"
+    cfg = cli_train.build_config(parser.parse_args([*base, "--g-architecture", "orig"]))
+    assert cfg.g_architecture == "orig" and cfg.generator_config().architecture == "orig"
+    with pytest.raises(SystemExit):  # argparse refuses names outside the choices
+        parser.parse_args([*base, "--g-architecture", "progressive"])
