@@ -360,6 +360,22 @@ def test_layers_feature_maps_and_compare(model, tmp_path):
         layers.layers("3", 0.7, "convs.99", "grid", 0, "viridis", layers.NONE, model)
 
 
+def test_layers_path_lengths_table(tmp_path):
+    from app.tabs import layers
+
+    v1 = make_tiny_model(tmp_path / "tiny32-stylegan1.safetensors", version=1)
+    v2 = make_tiny_model(tmp_path / "tiny32-stylegan2.safetensors")
+    table = layers.path_lengths(v2, v1, 8, "end", progress=lambda *a, **k: None)
+    rows = [line for line in table.splitlines() if line.startswith("| tiny32")]
+    assert [r.split(" | ")[1] for r in rows] == ["W-end", "Z-end", "W-end", "Z-end"]
+    assert all(float(r.split(" | ")[2]) > 0 for r in rows) and "distance **" in table
+    alone = layers.path_lengths(v2, layers.NONE, 8, "full", progress=lambda *a, **k: None)
+    assert alone.count("| tiny32") == 2 and "Z-full" in alone
+    for pairs, sampling in ((4, "end"), (8, "middle")):
+        with pytest.raises(gr.Error):
+            layers.path_lengths(v2, layers.NONE, pairs, sampling, progress=lambda *a, **k: None)
+
+
 # ---------------------------------------------------------------------------------------------- train
 def test_train_tab_reads_runs_and_refuses_bad_requests(tmp_path, monkeypatch):
     from app.tabs import train

@@ -27,13 +27,15 @@ HELP = """
 | Noise | Noise seed, Resample | Draws a different noise sample (reproducible from its seed). | StyleGAN Fig. 4 |
 | Layers | Layer, show, colour map | Feature maps of one layer: a grid of channels, one channel or their mean. | StyleGAN2 Fig. 1 (droplets) |
 | Layers | Compare | The same seed and layer in a second model, e.g. StyleGAN v1 (AdaIN) vs StyleGAN2. | StyleGAN2 Sec. 2 |
+| Layers | Perceptual path length | Mean image change (LPIPS, or a pixel distance offline) for a tiny step between random latents, in W and Z, for both models; lower = smoother. | StyleGAN Sec. 4.1, StyleGAN2 Sec. 3.2 |
 | Recipe | Recipe JSON, PNG | Every image has a JSON recipe, also embedded in its PNG; rendering it gives the same pixels. | — |
 | Train | Start, Stop, Resume | Trains in a background process (survives UI restarts); stop saves a checkpoint; resume continues it. | StyleGAN2 / ADA |
+| Train | Generator output | `skip` sums an RGB image from every resolution (StyleGAN2); `orig` has one at the end (StyleGAN), which moves scene colour to the fine styles. | StyleGAN2 Fig. 7 |
 | Train | Augmentation | ADA adapts the augmentation strength p to keep the discriminator from overfitting small datasets. | StyleGAN2-ADA |
 
 ### API
 Every main action has a stable `api_name` (see "Use via API" at the bottom of the page and the README):
-`/generate`, `/explore`, `/interpolate`, `/mix`, `/noise`, `/layers`, `/render_recipe`, `/recipe_from_png`,
+`/generate`, `/explore`, `/interpolate`, `/mix`, `/noise`, `/layers`, `/ppl`, `/render_recipe`, `/recipe_from_png`,
 `/load_model`, `/choose_model`, `/train_start`, `/train_status`, `/train_stop`, `/train_resume`, `/train_load`.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,14 @@ EXPLAIN = (
     "map separately, which StyleGAN2 (Sec. 2) blames for its 'droplet' artifacts."
 )
 NONE = "(none)"
+MAX_PPL_PAIRS = 2000
+PPL_EXPLAIN = (
+    "Perceptual path length (StyleGAN paper, Sec. 4.1): how much the image changes for a tiny step between two "
+    "random latents, averaged over many pairs. Lower means smoother, better-disentangled latents; the paper "
+    "finds paths in W shorter than in Z, and StyleGAN2's path-length regularisation shortens them further. "
+    "Distances are LPIPS when its VGG16 weights are installed, otherwise a pixel distance (the result says "
+    "which): compare numbers of one distance only."
+)
 
 
 @dataclass
@@ -37,6 +46,10 @@ class LayersTab:
     image2: gr.Image
     feats2: gr.Image
     info: gr.Markdown
+    ppl_pairs: gr.Slider
+    ppl_sampling: gr.Radio
+    ppl_go: gr.Button
+    ppl_info: gr.Markdown
 
 
 def layer_choices(model: str) -> list[tuple[str, str]]:
@@ -88,6 +101,49 @@ def layers(
     return img, fimg, img2, fimg2, info
 
 
+def path_lengths(model: str, compare: str, pairs: float, sampling: str, progress=gr.Progress()) -> str:
+    """``/ppl``: perceptual path length in W and Z of the model (and the compared one) as a Markdown table."""
+    require_model(model)
+    from core.metrics.ppl import SAMPLINGS, make_distance, perceptual_path_length
+
+    n = int(pairs)
+    if not 8 <= n <= MAX_PPL_PAIRS:
+        raise gr.Error(f"pairs must be between 8 and {MAX_PPL_PAIRS}", print_exception=False)
+    if sampling not in SAMPLINGS:
+        raise gr.Error(f"sampling must be one of {', '.join(SAMPLINGS)}", print_exception=False)
+    paths = [model] + ([compare] if compare and compare != NONE else [])
+    rows, jobs = [], [(p, space) for p in paths for space in ("w", "z")]
+    with user_errors(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallback is named in the table instead
+        distance, dist_name = make_distance("auto")
+        for i, (path, space) in enumerate(jobs):
+            with models.use(path) as G:
+                r = perceptual_path_length(
+                    G,
+                    n=n,
+                    space=space,
+                    sampling=sampling,
+                    distance=distance,
+                    crop=True,
+                    progress=lambda d, total, i=i, desc=f"{Path(path).name} {space.upper()}": progress(
+                        (i * total + d, len(jobs) * total), desc=desc
+                    ),
+                )
+            rows.append(
+                f"| {Path(path).name} | {space.upper()}-{sampling} | {r['ppl']:.2f} | {r['median']:.2f} |"
+            )
+    return "\n".join(
+        [
+            f"{n} pairs per row, face crop, distance **{dist_name}**, psi 1, seed 0 "
+            f"(CLI: `stylescope ppl --model M --n {n} --sampling {sampling} --crop`).",
+            "",
+            "| model | space | PPL (1-99% mean) | median |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def on_model(model: str):
     if not model:
         return gr.update(choices=[]), gr.update(choices=[NONE], value=NONE)
@@ -133,7 +189,32 @@ def build(shared: Shared) -> LayersTab:
                 image2 = result_image("Compare: image")
                 feats2 = result_image("Compare: feature maps")
             info = gr.Markdown()
-    return LayersTab(seed, psi, layer, mode, channel, cmap, compare, go, image, feats, image2, feats2, info)
+    with gr.Accordion("Perceptual path length (this model and the compared one)", open=False):
+        gr.Markdown(PPL_EXPLAIN)
+        with gr.Row():
+            ppl_pairs = gr.Slider(8, MAX_PPL_PAIRS, 200, step=8, label="Pairs", scale=3)
+            ppl_sampling = gr.Radio(["end", "full"], value="end", label="Sampling", scale=2)
+            ppl_go = gr.Button("Measure", scale=1, elem_id="layers-ppl")
+        ppl_info = gr.Markdown()
+    return LayersTab(
+        seed,
+        psi,
+        layer,
+        mode,
+        channel,
+        cmap,
+        compare,
+        go,
+        image,
+        feats,
+        image2,
+        feats2,
+        info,
+        ppl_pairs,
+        ppl_sampling,
+        ppl_go,
+        ppl_info,
+    )
 
 
 def wire(h: LayersTab, shared: Shared) -> None:
@@ -152,6 +233,14 @@ def wire(h: LayersTab, shared: Shared) -> None:
         [h.image, h.feats, h.image2, h.feats2, h.info],
         api_name="layers",
         trigger_mode="always_last",
+        concurrency_id="model",
+        concurrency_limit=shared.config.concurrency_limit,
+    )
+    h.ppl_go.click(
+        path_lengths,
+        [shared.model, h.compare, h.ppl_pairs, h.ppl_sampling],
+        h.ppl_info,
+        api_name="ppl",
         concurrency_id="model",
         concurrency_limit=shared.config.concurrency_limit,
     )

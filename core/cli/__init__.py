@@ -22,6 +22,7 @@ TOP_LEVEL = (
     "core.cli.train",
     "core.cli.directions",
     "core.cli.evaluate",
+    "core.cli.ppl",
     "core.cli.classifier",
     "core.cli.project",
     "core.cli.encode",

@@ -40,7 +40,8 @@ def backbone_checkpoint(net: str = "vgg") -> Path | None:
     return path if path.is_file() else None
 
 
-def _lpips_weights_present(net: str) -> bool:
+def lpips_weights_present(net: str = "vgg") -> bool:
+    """Whether both LPIPS parts are on disk: the package's linear layers and torchvision's backbone."""
     try:
         import lpips
     except ImportError:
@@ -93,7 +94,7 @@ def make_loss(
     if name not in LOSSES:
         raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     if name == "lpips":
-        if _lpips_weights_present(net):
+        if lpips_weights_present(net):
             import lpips
 
             # pnet_rand=False makes torchvision load the backbone, found in the hub cache (checked above).

@@ -4,6 +4,7 @@
 * :mod:`core.metrics.precision_recall`: improved precision / recall (Kynkaanniemi et al. 2019), k = 3.
 * :mod:`core.metrics.disentanglement`: style-mixing disentanglement score (Karras et al. 2019, Sec. 3.1).
 * :mod:`core.metrics.noise`: label stability across noise draws (Karras et al. 2019, Sec. 3.2).
+* :mod:`core.metrics.ppl`: perceptual path length in W and Z (Karras et al. 2019, Sec. 4.1); any generator.
 * :mod:`core.metrics.evaluate`: all of them with targets (``stylescope evaluate``).
 """
 
@@ -13,6 +14,7 @@ from core.metrics.disentanglement import factor_predictions, mixing_cases, row_i
 from core.metrics.evaluate import TARGETS, evaluate_model
 from core.metrics.fd import feature_statistics, frechet_distance, frechet_distance_features
 from core.metrics.noise import noise_label_stability, real_detail_stability
+from core.metrics.ppl import perceptual_path_length
 from core.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "manifold_coverage",
     "mixing_cases",
     "noise_label_stability",
+    "perceptual_path_length",
     "precision_recall",
     "real_detail_stability",
     "row_influence",
