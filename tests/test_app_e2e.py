@@ -125,6 +125,8 @@ def test_layers_and_train_status_endpoints(client):
         "3", 0.7, "conv1", "mean", 0, "viridis", "(none)", api_name="/layers"
     )
     assert load(img)[0].shape == (32, 32, 3) and img2 is None and "conv1" in info
+    table = client.predict("(none)", 8, "end", api_name="/ppl")
+    assert "| W-end |" in table and "| Z-end |" in table and "distance **" in table
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="choose a run"):
