@@ -122,6 +122,8 @@ def test_jobs_list_status_and_refusals(tmp_path):
     listed = jobs.list_runs(runs)
     assert [r["name"] for r in listed] == [run.name] and listed[0]["kimg"] == pytest.approx(0.016)
     assert jobs.next_run_dir(runs, cfg).name.startswith("00001-")
+    orig = cfg.replace(arch="stylegan1", g_architecture="orig")
+    assert jobs.next_run_dir(runs, orig).name == "00001-toy-16-stylegan1-orig"
     with pytest.raises(ValueError, match="already holds a run"):
         jobs.start(cfg, run, device="cpu")
     with pytest.raises(ValueError, match="no checkpoint"):

@@ -73,12 +73,14 @@ def check_device(config: TrainConfig, device: str | None = None) -> str:
 
 
 def next_run_dir(runs_dir: str | os.PathLike, config: TrainConfig) -> Path:
-    """``RUNS_DIR/00003-synthfaces-128-stylegan2``: the next free numbered name."""
+    """``RUNS_DIR/00003-synthfaces-128-stylegan2``: the next free numbered name (``...-stylegan1-orig`` when the
+    generator output is not the default skip)."""
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     ids = [int(m.group(1)) for p in runs.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
     data = re.sub(r"[^A-Za-z0-9_.]+", "_", Path(config.data).name or "data")[:40]
-    return runs / f"{max(ids, default=-1) + 1:05d}-{data}-{config.res}-{config.arch}"
+    arch = config.arch if config.g_architecture == "skip" else f"{config.arch}-{config.g_architecture}"
+    return runs / f"{max(ids, default=-1) + 1:05d}-{data}-{config.res}-{arch}"
 
 
 def _command(run_dir: Path, nproc: int, device: str, extra: list[str]) -> list[str]:
