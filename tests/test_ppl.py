@@ -25,7 +25,7 @@ class LinearG(torch.nn.Module):
         self.register_buffer("w_avg", torch.zeros(4))
         self.register_buffer("A", torch.randn(3 * 8 * 8, 4, generator=torch.Generator().manual_seed(0)))
 
-    def mapping(self, z, truncation_psi=1.0):
+    def mapping(self, z, c=None, truncation_psi=1.0):
         return z[:, None].expand(-1, self.num_ws, -1)
 
     def synthesis(self, ws, noise_mode="const"):
@@ -88,6 +88,12 @@ def test_tiny_generator_is_deterministic_and_batch_independent():
     assert math.isfinite(a["ppl"]) and a["ppl"] > 0
     w = perceptual_path_length(G, n=24, space="w", distance=pixel_distance, seed=3, batch=8, crop=True)
     assert w["distance"] == "pixel_distance" and w["crop"] and w["space"] == "w"
+    cond = Generator(
+        GeneratorConfig(img_resolution=16, z_dim=16, w_dim=16, c_dim=3, n_mlp=2, channels=(8, 8, 8))
+    ).eval()
+    for space in ("w", "z"):
+        r = perceptual_path_length(cond, n=8, space=space, distance="pixel", batch=4)
+        assert math.isfinite(r["ppl"]) and r["n"] == 8
 
 
 def test_cancel_keeps_what_was_measured_and_bad_input_is_refused():

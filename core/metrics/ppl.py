@@ -121,7 +121,8 @@ def perceptual_path_length(
     """Perceptual path length of generator ``G`` (see the module docstring).
 
     Args:
-        G: a StyleScope generator (``mapping`` / ``synthesis``); runs on its device.
+        G: a StyleScope generator (``mapping`` / ``synthesis``); runs on its device. Conditional generators
+            get one uniformly drawn class per pair.
         n: number of interpolation pairs (the papers use 100k; 10k gives about 1% standard error).
         space: ``"w"`` (lerp of mapped latents, every row the same w) or ``"z"`` (slerp before the mapping).
         sampling: ``"end"`` (t = 0) or ``"full"`` (t ~ U(0, 1)).
@@ -155,6 +156,7 @@ def perceptual_path_length(
     else:
         dist_fn, dist_name = make_distance(distance, device=device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    c_dim = int(getattr(G, "c_dim", 0) or 0)
     values: list[Tensor] = []
     done, cancelled = 0, False
     with torch.inference_mode():
@@ -167,11 +169,19 @@ def perceptual_path_length(
             t = torch.rand(b, generator=gen) if sampling == "full" else torch.zeros(b)
             z, t = z.to(device), t.to(device)
             z0, z1 = z[:b], z[b:]
+            c = None
+            if c_dim:  # conditional: one random class per pair, the same at both ends of its path
+                c = (
+                    F.one_hot(torch.randint(c_dim, (b,), generator=gen), c_dim)
+                    .float()
+                    .to(device)
+                    .repeat(2, 1)
+                )
             if space == "z":
                 zt = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)])
-                ws = G.mapping(zt, truncation_psi=truncation_psi)
+                ws = G.mapping(zt, c, truncation_psi=truncation_psi)
             else:
-                w = G.mapping(z, truncation_psi=truncation_psi)[:, 0]  # one w per latent, every row equal
+                w = G.mapping(z, c, truncation_psi=truncation_psi)[:, 0]  # one w per latent, every row equal
                 w0, w1 = w[:b], w[b:]
                 wt = torch.cat([torch.lerp(w0, w1, t[:, None]), torch.lerp(w0, w1, (t + epsilon)[:, None])])
                 ws = wt[:, None].expand(-1, G.num_ws, -1)
