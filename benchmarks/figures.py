@@ -15,6 +15,8 @@ Generator Architecture for GANs"):
 * ``v1-vs-v2.png``: the same seeds through the AdaIN StyleGAN v1 and the StyleGAN2 model, each with the
   channel mean of |features| at the 32 px layer, where v1's droplet artifacts (StyleGAN2 paper, Figure 1)
   would show.
+* ``v1-mixing-fine.png``: the fine-styles mixing matrix of the v1 model, whose single RGB output ("orig") leaves
+  the scene colours to the fine rows (Figure 3's bottom rows: "colour scheme").
 
 Every cell is reproducible from ``(model, seed, psi, noise)``; the seeds are fixed below.
 
@@ -54,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_V2 = ROOT / "assets/models/synthfaces128-stylegan2.safetensors"
 DEFAULT_V1 = ROOT / "assets/models/synthfaces128-stylegan1.safetensors"
 DEFAULT_CLASSIFIER = ROOT / "assets/models/synthfaces-classifier.safetensors"
-FIGURES = ("sample-grid", "truncation-sweep", "mixing", "noise", "row-influence", "v1-vs-v2")
+FIGURES = ("sample-grid", "truncation-sweep", "mixing", "noise", "row-influence", "v1-vs-v2", "v1-mixing")
 GRID_SEEDS = list(range(32))
 SWEEP_SEEDS = [1, 5, 9, 13]
 SWEEP_PSI = [round(-1 + 0.25 * i, 2) for i in range(9)]
@@ -266,6 +268,12 @@ def make_figures(
         written.append(
             _save(v1_vs_v2(G1, G2), out / "v1-vs-v2.png",
                   {**meta, "model_v1": Path(v1_path).name, "seeds": COMPARE_SEEDS})
+        )  # fmt: skip
+    if "v1-mixing" in only and v1_path is not None and Path(v1_path).is_file():
+        G1 = core.load_generator(str(v1_path), device="cpu").eval()
+        written.append(
+            _save(mixing_figure(G1, "fine"), out / "v1-mixing-fine.png",
+                  {**meta, "model": Path(v1_path).name, "preset": "fine", "a": MIX_A, "b": MIX_B})
         )  # fmt: skip
     return written
 
