@@ -50,8 +50,9 @@ def _assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("noise_mode", ["const", "random", "none"])
-def test_plan_matches_autograd_path(n: int, noise_mode: str) -> None:
-    G = _generator()
+@pytest.mark.parametrize("architecture", ["skip", "orig"])
+def test_plan_matches_autograd_path(n: int, noise_mode: str, architecture: str) -> None:
+    G = _generator(architecture=architecture)
     ws = _ws(G, n, seed=1)
     ref = _reference(G, ws, noise_mode=noise_mode, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
@@ -63,8 +64,9 @@ def test_plan_matches_autograd_path(n: int, noise_mode: str) -> None:
     assert torch.equal(again, out)
 
 
-def test_plan_noise_options_and_capture_match() -> None:
-    G = _generator()
+@pytest.mark.parametrize("architecture", ["skip", "orig"])
+def test_plan_noise_options_and_capture_match(architecture: str) -> None:
+    G = _generator(architecture=architecture)
     ws = _ws(G, 2, seed=3)
     gen = torch.Generator().manual_seed(4)
     sizes = [2 ** ((i + 5) // 2) for i in range(G.num_layers)]
@@ -94,8 +96,13 @@ def test_plan_noise_options_and_capture_match() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(conv_clamp=0.5), dict(blur_kernel=(1, 2, 1)), dict(img_channels=1)],
-    ids=["clamp", "3-tap-blur", "grey"],
+    [
+        dict(conv_clamp=0.5),
+        dict(blur_kernel=(1, 2, 1)),
+        dict(img_channels=1),
+        dict(architecture="orig", conv_clamp=0.5, img_channels=1),
+    ],
+    ids=["clamp", "3-tap-blur", "grey", "orig-clamp-grey"],
 )
 def test_plan_follows_the_config(overrides: dict) -> None:
     G = _generator(**overrides)  # conv_clamp=0.5: tight enough that every layer clamps
@@ -121,11 +128,10 @@ def test_plan_follows_in_place_updates_of_noise_maps_and_biases() -> None:
     _assert_close(after, _reference(G, ws))
 
 
-@pytest.mark.parametrize(
-    "overrides", [dict(version=1), dict(architecture="orig"), dict(architecture="resnet")]
-)
-def test_plan_only_for_frozen_float32_stylegan2_skip_generators(overrides: dict) -> None:
+@pytest.mark.parametrize("overrides", [dict(version=1), dict(architecture="resnet")])
+def test_plan_only_for_frozen_float32_stylegan2_skip_or_orig_generators(overrides: dict) -> None:
     assert cpu_plan(_generator(**overrides)) is None
+    assert cpu_plan(_generator(architecture="orig")) is not None
     G = _generator()
     assert cpu_plan(G) is not None
     G.convs[0].conv.weight.requires_grad_(True)

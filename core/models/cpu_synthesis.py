@@ -1,7 +1,8 @@
-"""No-grad CPU synthesis of StyleGAN2 skip generators with frozen weights (the explorer's batch-1 renders).
+"""No-grad CPU synthesis of StyleGAN2 generators with frozen weights (the explorer's batch-1 renders).
 
 The same function as ``Generator.synthesis`` (Karras et al. 2020, "Analyzing and Improving the Image Quality
-of StyleGAN": modulation and demodulation, eq. 1-3; the skip generator of fig. 7), with its products regrouped
+of StyleGAN": modulation and demodulation, eq. 1-3; the skip generator of fig. 7, or the "orig" one with a
+single RGB output), with its products regrouped
 into fewer operators. On a CPU every operator costs a dispatch and, with two or more threads, a wake-up of the
 sleeping OpenMP workers (about 0.1 ms on a 2-core VM with ``OMP_WAIT_POLICY=PASSIVE``: more than most of
 these operators compute). So:
@@ -90,8 +91,12 @@ class CpuSynthesisPlan:
         convs = [G.conv1, *G.convs]
         names = ["conv1", *(f"convs.{j}" for j in range(len(G.convs)))]
         conv_rows = list(range(len(convs)))  # conv j of the list reads ws row j (conv1: 0, convs.j: j + 1)
-        rgbs = [G.to_rgb1, *G.to_rgbs]
-        rgb_rows = [1] + [2 * b + 3 for b in range(len(G.to_rgbs))]
+        self.skip = G.cfg.architecture == "skip"
+        if self.skip:  # an RGB output per resolution, summed
+            rgbs = [G.to_rgb1, *G.to_rgbs]
+            rgb_rows = [1] + [2 * b + 3 for b in range(len(G.to_rgbs))]
+        else:  # "orig": one RGB output after the last conv, styled by the last ws row
+            rgbs, rgb_rows = [G.to_rgb], [G.num_ws - 1]
         omax = max(c.conv.out_ch for c in convs)
 
         # Styles: the modulations of all layers as one batched product, [M, N, w_dim] @ [M, w_dim, smax] (each
@@ -163,7 +168,7 @@ class CpuSynthesisPlan:
         for b, m in enumerate(rgbs):
             conv = m.conv
             up: tuple[Tensor, ...] = ()
-            if b > 0:
+            if b > 0 and self.skip:
                 r = 4 * 2 ** (b - 1)  # resolution of the incoming skip image
                 vert, horiz = m.upsample.taps
                 a_v = fir_upsample_matrix(vert, r, m.upsample.factor, m.upsample.pad)
@@ -194,12 +199,13 @@ class CpuSynthesisPlan:
 
 def cpu_plan(G: nn.Module) -> CpuSynthesisPlan | None:
     """The cached plan of ``G``, rebuilt when a synthesis parameter or buffer changed; None where ``synthesize``
-    does not apply (StyleGAN v1, orig / resnet architectures, trainable or non-float32 synthesis weights)."""
+    does not apply (StyleGAN v1, the resnet architecture, trainable or non-float32 synthesis weights)."""
     cfg = G.cfg
-    if cfg.version != 2 or cfg.architecture != "skip":
+    if cfg.version != 2 or cfg.architecture not in ("skip", "orig"):
         return None
     tensors: list[Tensor] = []
-    for module in (G.input, G.conv1, G.to_rgb1, G.convs, G.to_rgbs, G.noises):
+    rgb = (G.to_rgb1, G.to_rgbs) if cfg.architecture == "skip" else (G.to_rgb,)
+    for module in (G.input, G.conv1, *rgb, G.convs, G.noises):
         _collect(module, tensors)
     key = []
     for t in tensors:
@@ -246,7 +252,12 @@ def synthesize(
     else:
         keep("input", x.contiguous(memory_format=torch.channels_last))
     img = None
-    for b, rgb in enumerate(plan.rgbs):
+    if not plan.skip:
+        for step in plan.steps:
+            x = _styled_conv(plan, step, x, styles, demod, noises[step.slot])
+            keep(step.name, x)
+        img = _to_rgb(plan, plan.rgbs[0], x, styles, None)
+    for b, rgb in enumerate(plan.rgbs if plan.skip else ()):
         for step in plan.steps[max(0, 2 * b - 1) : 2 * b + 1]:
             x = _styled_conv(plan, step, x, styles, demod, noises[step.slot])
             keep(step.name, x)

@@ -418,7 +418,7 @@ class Generator(nn.Module):
             if want is not None and name in want:
                 feats[name] = t
 
-        # No-grad CPU inference of a frozen StyleGAN2 skip generator (cpu_plan is None otherwise).
+        # No-grad CPU inference of a frozen StyleGAN2 skip or orig generator (cpu_plan is None otherwise).
         cpu_inference = ws.device.type == "cpu" and ws.dtype == torch.float32 and not torch.is_grad_enabled()
         plan = cpu_synthesis.cpu_plan(self) if cpu_inference and fm is None else None
         if plan is not None:
