@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sys
@@ -59,6 +60,14 @@ def resolve_device(name: str | None) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise InputError(f"unknown device {name!r} (use cpu, cuda, cuda:N, mps or auto)") from None
+
+
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """The options every metric command ends with: ``--seed``, ``--device``, ``--out FILE``, ``--json``."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="also write the JSON report to this file")
+    p.add_argument("--json", action="store_true", help="print only the JSON report")
 
 
 def emit_json(obj: Any) -> None:

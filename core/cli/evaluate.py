@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from core.cli.classifier import DEFAULT_CLASSIFIER
-from core.cli.common import emit_json, progress_bar, resolve_device
+from core.cli.common import add_report_options, emit_json, progress_bar, resolve_device
 from core.errors import InputError
 
 
@@ -39,10 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rows-only", action="store_true", help="report only the row influence (needs --row-pairs)"
     )
     p.add_argument("--batch", type=int, default=128, help="images per forward pass")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="also write the JSON report to this file")
-    p.add_argument("--json", action="store_true", help="print only the JSON report")
+    add_report_options(p)
     p.set_defaults(func=run)
 
 

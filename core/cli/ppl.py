@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from core.cli.common import emit_json, progress_bar, resolve_device
+from core.cli.common import add_report_options, emit_json, progress_bar, resolve_device
 from core.errors import InputError
 from core.metrics.ppl import DISTANCES, SAMPLINGS, SPACES
 
@@ -43,10 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = none, as in the papers)")
     p.add_argument("--crop", action="store_true", help="central face region only (aligned portraits)")
     p.add_argument("--batch", type=int, default=16, help="pairs per forward pass")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="also write the JSON report to this file")
-    p.add_argument("--json", action="store_true", help="print only the JSON report")
+    add_report_options(p)
     p.set_defaults(func=run)
 
 
