@@ -96,6 +96,23 @@ def test_tiny_generator_is_deterministic_and_batch_independent():
         assert math.isfinite(r["ppl"]) and r["n"] == 8
 
 
+def test_tf32_is_off_while_measuring_and_restored():
+    seen = []
+
+    def distance(x, y):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return pixel_distance(x, y)
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        perceptual_path_length(LinearG(), n=4, distance=distance)
+        assert seen == [(False, False)]
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def test_cancel_keeps_what_was_measured_and_bad_input_is_refused():
     G = LinearG()
     stops = iter([False, True])

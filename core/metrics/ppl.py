@@ -11,6 +11,7 @@ reports W-end). A smooth, disentangled mapping has a short path in W, shorter th
 argument for the mapping network). As in the reference evaluation, both images of a pair share their noise,
 images wider than 256 px are area-downsampled to 256 before the distance, an optional crop keeps the central
 face region of aligned portraits, and the mean is taken over the samples between the 1st and 99th percentiles.
+On GPUs TF32 is switched off for the measurement (its rounding is larger than the step's effect).
 
 LPIPS needs torchvision's VGG16 checkpoint, which is never downloaded here (see ``core.inversion.losses``); without
 it the distance falls back to the mean squared difference of the images at 64 px, with a warning, and the result
@@ -19,9 +20,10 @@ names the distance it used: the two scales are not comparable with each other, o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -103,6 +105,18 @@ def make_distance(name: str = "auto", *, device: torch.device | str = "cpu") -> 
     return pixel_distance, "pixel"
 
 
+@contextlib.contextmanager
+def _ieee_fp32() -> Iterator[None]:
+    """TF32 off for convolutions and matmuls while measuring: its ~1e-3 relative rounding would swamp the
+    image change of an epsilon = 1e-4 step (PyTorch enables TF32 for cuDNN convolutions by default)."""
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
+
+
 def perceptual_path_length(
     G: torch.nn.Module,
     *,
@@ -159,7 +173,7 @@ def perceptual_path_length(
     c_dim = int(getattr(G, "c_dim", 0) or 0)
     values: list[Tensor] = []
     done, cancelled = 0, False
-    with torch.inference_mode():
+    with torch.inference_mode(), _ieee_fp32():
         while done < n:
             if should_stop is not None and should_stop():
                 cancelled = True
