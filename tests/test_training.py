@@ -206,7 +206,12 @@ def test_data_sources_are_deterministic_and_sharded():
 # ---------------------------------------------------------------- training
 @pytest.mark.parametrize(
     "arch,aug,g_arch",
-    [("stylegan2", "ada", "skip"), ("stylegan1", "diffaug", "skip"), ("stylegan1", "none", "orig")],
+    [
+        ("stylegan2", "ada", "skip"),
+        ("stylegan1", "diffaug", "skip"),
+        ("stylegan1", "none", "orig"),
+        ("stylegan2", "none", "resnet"),
+    ],
 )
 def test_steps_run_with_finite_losses(tmp_path, arch, aug, g_arch):
     cfg = tiny(arch=arch, aug=aug, aug_p=0.5, g_architecture=g_arch)
