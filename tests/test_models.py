@@ -338,3 +338,21 @@ def test_fir_1d_gradients_pass_gradcheck_and_gradgradcheck(dim, down):
     taps = (0.1, 0.4, 0.3, 0.2)  # asymmetric, so a flipped adjoint would fail
     assert torch.autograd.gradcheck(lambda t: _fir(t, taps, dim, down), (x,))
     assert torch.autograd.gradgradcheck(lambda t: _fir(t, taps, dim, down), (x,))
+
+
+def test_adain_block_is_instance_norm_then_style_affine():
+    """StyleGAN eq. 1: AdaIN(x, y) = y_s (x - mu(x)) / sigma(x) + y_b, per sample and feature map."""
+    from core.nn.modulated import AdaINConv
+
+    torch.manual_seed(0)
+    block = AdaINConv(4, 6, 3, 8, upsample=True)
+    with torch.no_grad():
+        block.style.bias.normal_(0, 0.5)  # a non-trivial scale and bias
+    x, w, noise = torch.randn(2, 4, 5, 5), torch.randn(2, 8), torch.randn(2, 1, 10, 10)
+    with torch.no_grad():
+        h = block.activate(block.noise(block.conv(block.upsample(x)), noise))
+        s = block.style(w)
+        ref = torch.nn.functional.instance_norm(h, eps=1e-8) * s[:, :6, None, None] + s[:, 6:, None, None]
+        out = block(x, w, noise)
+    assert out.shape == (2, 6, 10, 10)
+    assert (out - ref).abs().max().item() < 1e-4

@@ -331,12 +331,13 @@ class AdaINConv(nn.Module):
         if hasattr(self, "upsample"):
             x = self.upsample(x)
         x = self.activate(self.noise(self.conv(x), noise))
+        # AdaIN as one affine pass: s * (x - mean) / std + b == x * a + (b - mean * a) with a = s / std; the
+        # statistics and coefficients in fp32 (under autocast too), per sample and channel.
         x32 = x.float()
-        mean = x32.mean(dim=[2, 3], keepdim=True)
-        var = x32.var(dim=[2, 3], keepdim=True, unbiased=False)
-        x = ((x32 - mean) * torch.rsqrt(var + 1e-8)).to(x.dtype)
-        s = self.style(w).to(x.dtype)
-        x = x * s[:, : self.out_ch, None, None] + s[:, self.out_ch :, None, None]
+        var, mean = torch.var_mean(x32, dim=[2, 3], keepdim=True, unbiased=False)
+        s = self.style(w).float()
+        a = s[:, : self.out_ch, None, None] * torch.rsqrt(var + 1e-8)
+        x = torch.addcmul(s[:, self.out_ch :, None, None] - mean * a, x32, a).to(x.dtype)
         return gain_clamp(x, gain, self.conv_clamp)
 
 
