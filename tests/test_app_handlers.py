@@ -217,7 +217,9 @@ def test_load_other_refuses_pickles_until_allowed_and_rejects_junk(model, tmp_pa
     with pytest.raises(gr.Error, match="no checkpoint file"):
         model_bar.load_other(str(tmp_path / "missing.pt"), None, False)
     path, info = model_bar.load_other(model, None, False)
-    assert path == model and "32 px" in info and "noise inputs" in info
+    assert path == model and "32 px" in info and "noise inputs" in info and "(skip outputs)" in info
+    orig = make_tiny_model(tmp_path / "orig.safetensors", version=1, architecture="orig")
+    assert "StyleGAN (v1, AdaIN) (one RGB output)" in model_bar.load_other(orig, None, False)[1]
 
 
 def test_build_app_without_models_shows_message(tmp_path):

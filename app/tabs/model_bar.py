@@ -41,8 +41,9 @@ def describe(model: str) -> str:
         G = models.get(model)
     cfg = G.cfg
     groups = ", ".join(f"{name} {rows[0]}-{rows[-1]}" for name, rows in G.layer_groups.items() if rows)
+    output = {"skip": "skip outputs", "orig": "one RGB output", "resnet": "residual blocks"}[cfg.architecture]
     return (
-        f"**{Path(model).name}** — {'StyleGAN2' if cfg.version == 2 else 'StyleGAN (v1, AdaIN)'}, "
+        f"**{Path(model).name}** — {'StyleGAN2' if cfg.version == 2 else 'StyleGAN (v1, AdaIN)'} ({output}), "
         f"{G.img_resolution} px, z {G.z_dim} / w {G.w_dim}, {G.num_ws} ws rows ({groups}), "
         f"{G.num_layers} noise inputs, on `{models.device()}`"
     )
