@@ -355,7 +355,8 @@ def fused_leaky_relu(
     if bias is not None:
         shape = [1, -1] + [1] * (x.ndim - 2)
         x = x + bias.to(x.dtype).view(shape)
-    return F.leaky_relu(x, negative_slope) * scale
+    x = F.leaky_relu(x, negative_slope)
+    return x if scale == 1.0 else x * scale
 
 
 class FusedLeakyReLU(nn.Module):
@@ -537,4 +538,4 @@ class NoiseInjection(nn.Module):
         weight = self.weight.to(x.dtype)
         if weight.numel() > 1:
             weight = weight.view(1, -1, 1, 1)
-        return x + weight * noise.to(x.dtype)
+        return torch.addcmul(x, weight, noise.to(x.dtype))  # x + weight * noise in one pass

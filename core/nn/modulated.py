@@ -31,6 +31,7 @@ from core.nn.layers import (
     Upsample,
     fir_fold,
     fold_active,
+    fused_leaky_relu,
     get_fold_form,
     polyphase_up_weight,
 )
@@ -330,7 +331,8 @@ class AdaINConv(nn.Module):
         # No folding here: the conv zero-pads the cropped filter output, which a folded kernel would not.
         if hasattr(self, "upsample"):
             x = self.upsample(x)
-        x = self.activate(self.noise(self.conv(x), noise))
+        # The activation's sqrt(2) gain is left out: the instance norm below divides any scale out again.
+        x = fused_leaky_relu(self.noise(self.conv(x), noise), self.activate.bias, scale=1.0)
         # AdaIN as one affine pass: s * (x - mean) / std + b == x * a + (b - mean * a) with a = s / std; the
         # statistics and coefficients in fp32 (under autocast too), per sample and channel.
         x32 = x.float()
