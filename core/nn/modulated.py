@@ -333,13 +333,15 @@ class AdaINConv(nn.Module):
             x = self.upsample(x)
         # The activation's sqrt(2) gain is left out: the instance norm below divides any scale out again.
         x = fused_leaky_relu(self.noise(self.conv(x), noise), self.activate.bias, scale=1.0)
-        # AdaIN as one affine pass: s * (x - mean) / std + b == x * a + (b - mean * a) with a = s / std; the
-        # statistics and coefficients in fp32 (under autocast too), per sample and channel.
+        # AdaIN: s * (x - mean) / std + b == (x - mean) * a + b with a = s / std, per sample and channel, the
+        # statistics and coefficients in fp32 (under autocast too). Two-pass statistics (centre, then mean
+        # square): as exact as var_mean and several times faster on CPUs.
         x32 = x.float()
-        var, mean = torch.var_mean(x32, dim=[2, 3], keepdim=True, unbiased=False)
+        centred = x32 - x32.mean(dim=[2, 3], keepdim=True)
+        var = centred.square().mean(dim=[2, 3], keepdim=True)
         s = self.style(w).float()
         a = s[:, : self.out_ch, None, None] * torch.rsqrt(var + 1e-8)
-        x = torch.addcmul(s[:, self.out_ch :, None, None] - mean * a, x32, a).to(x.dtype)
+        x = torch.addcmul(s[:, self.out_ch :, None, None], centred, a).to(x.dtype)
         return gain_clamp(x, gain, self.conv_clamp)
 
 
