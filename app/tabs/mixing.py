@@ -20,7 +20,10 @@ MAX_MEASURE_PAIRS = 512
 EXPLAIN = (
     "Each cell takes the ws rows ticked below from **source B** (top row) and all other rows from **source A** "
     "(left column). Coarse rows (4-8 px) carry pose, face shape and glasses; middle rows (16-32 px) smaller "
-    "features and hair style; fine rows (64 px and up) the colour scheme and micro-structure (StyleGAN, Fig. 3)."
+    "features and hair style; fine rows (64 px and up) the colour scheme and micro-structure (StyleGAN, Fig. 3). "
+    "How well a model follows this is measurable below. On the shipped SynthFaces models, the StyleGAN v1 model "
+    "(one RGB output) shows the fine rows repainting background and light; the StyleGAN2 model (skip outputs) "
+    "decides nearly everything in its coarse rows."
 )
 
 
